@@ -139,3 +139,6 @@ func ShardOf(conversation string, shards int) int {
 	_, _ = h.Write([]byte(conversation))
 	return int(h.Sum64() % uint64(shards))
 }
+
+// QuarantineDedup is the dedup marker of a quarantined frame's digest.
+func (k Keys) QuarantineDedup(digest string) string { return k.global("qd:" + digest16(digest)) }
