@@ -33,7 +33,7 @@ func newStore(t *testing.T, shards int) (*Store, *redis.Client) {
 	t.Helper()
 	c := srv.Client()
 	t.Cleanup(func() { c.Close() })
-	prefix := strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())
+	prefix := fmt.Sprintf("%s-%d", strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()), time.Now().UnixNano())
 	k, err := NewKeys(prefix, "+15550000001")
 	if err != nil {
 		t.Fatal(err)

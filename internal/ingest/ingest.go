@@ -1,0 +1,575 @@
+// Package ingest turns websocket frames into shard-stream entries: it decodes
+// and classifies each frame, quarantines bad input, appends good frames through
+// dedup-and-append at once when this replica leads and after REPAIR_DELAY when
+// it stands by, and keeps frames in memory or in the on-disk spool while Redis
+// cannot take them (ARCHITECTURE §5).
+package ingest
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/signal-client/signal-client/internal/signal"
+	"github.com/signal-client/signal-client/internal/signal/receive"
+	"github.com/signal-client/signal-client/internal/streams"
+)
+
+// Role tells whether this replica leads (lock.Leader satisfies it).
+type Role interface {
+	IsLeader() bool
+	Epoch() int64
+}
+
+// Spool is the outage spool (see internal/spool); nil when DURABLE_QUEUE_ENABLED is off.
+type Spool interface {
+	Append(rec []byte) error
+	Flush() error
+	Depth() int64
+	// ReplayBatch hands up to max records after the checkpoint, in order, to
+	// fn; when fn returns nil they are committed. It returns how many were
+	// handed over (0 when the spool is empty).
+	ReplayBatch(ctx context.Context, max int, fn func(recs [][]byte) error) (int, error)
+}
+
+// Config holds the ingest settings.
+type Config struct {
+	Number            string // the bot account
+	Instance          string
+	DedupWindow       time.Duration
+	RepairDelay       time.Duration
+	QueueSize         int
+	MaxFrameBytes     int
+	MaxBatch          int           // appends per pipelined round trip (default 256)
+	RetryInterval     time.Duration // wait between attempts while Redis is down (default 200ms)
+	QuarantineMaxLen  int64
+	QuarantineDedup   time.Duration
+	StreamMaxLen      int64
+	BackpressureCheck time.Duration // default 5s
+}
+
+// Stats are the ingester's counters (read by internal/metrics).
+type Stats struct {
+	Received, Appended, Deduplicated, Repaired   atomic.Uint64
+	Quarantined, Dropped, Spooled, SpoolReplayed atomic.Uint64
+	AppendErrors, Batches, StaleLeaderAppends    atomic.Uint64
+	QuarantinedByReason, DroppedByReason         sync.Map // string → *atomic.Uint64
+	Queued                                       atomic.Int64
+	Backpressure                                 atomic.Bool
+	RedisDown                                    atomic.Bool
+}
+
+func (s *Stats) inc(m *sync.Map, reason string) {
+	v, _ := m.LoadOrStore(reason, new(atomic.Uint64))
+	v.(*atomic.Uint64).Add(1)
+}
+
+// ByReason returns a snapshot of a by-reason counter map.
+func ByReason(m *sync.Map) map[string]uint64 {
+	out := map[string]uint64{}
+	m.Range(func(k, v any) bool { out[k.(string)] = v.(*atomic.Uint64).Load(); return true })
+	return out
+}
+
+// item is one frame on its way to Redis.
+type item struct {
+	raw        []byte
+	receivedAt time.Time
+	due        time.Time // repair due time for a standby's frame; zero = at once
+	standby    bool      // received while standing by: an append is a repair
+	q          *streams.QuarantineEntry
+	qDigest    string
+	app        streams.Append
+}
+
+// Ingester is the pipeline of one replica.
+type Ingester struct {
+	cfg   Config
+	store *streams.Store
+	role  Role
+	spool Spool
+	log   *zap.Logger
+	dec   signal.Decoder
+	stats Stats
+	// ObserveAppend, when set, receives each batch's round-trip time.
+	ObserveAppend func(time.Duration)
+
+	mu       sync.Mutex
+	queue    []item // FIFO of frames due now
+	repair   []item // standby frames waiting for their due time, in arrival order
+	spooling bool   // frames go to the spool until it is replayed
+	gen      uint64 // bumped when the queue moves to the spool
+	wake     chan struct{}
+}
+
+// New builds an ingester; spool may be nil.
+func New(cfg Config, store *streams.Store, role Role, spool Spool, log *zap.Logger) *Ingester {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 256
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 1000
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = 200 * time.Millisecond
+	}
+	if cfg.QuarantineMaxLen <= 0 {
+		cfg.QuarantineMaxLen = 10000
+	}
+	if cfg.QuarantineDedup <= 0 {
+		cfg.QuarantineDedup = time.Hour
+	}
+	if cfg.BackpressureCheck <= 0 {
+		cfg.BackpressureCheck = 5 * time.Second
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	in := &Ingester{cfg: cfg, store: store, role: role, spool: spool, log: log,
+		dec: signal.Decoder{MaxFrameBytes: cfg.MaxFrameBytes}, wake: make(chan struct{}, 1)}
+	if spool != nil && spool.Depth() > 0 {
+		// Frames spooled before a crash come first: new ones queue behind them.
+		in.spooling = true
+	}
+	return in
+}
+
+// Stats returns the live counters.
+func (in *Ingester) Stats() *Stats { return &in.stats }
+
+// Run consumes frames until the channel closes or ctx ends, then flushes what
+// it holds (within the caller's shutdown deadline, via flushCtx).
+func (in *Ingester) Run(ctx context.Context, frames <-chan receive.Frame, flushCtx func() (context.Context, context.CancelFunc)) error {
+	var wg sync.WaitGroup
+	actx, cancelAppender := context.WithCancel(context.Background())
+	wg.Add(2)
+	go func() { defer wg.Done(); in.appendLoop(actx) }()
+	go func() { defer wg.Done(); in.backpressureLoop(actx) }()
+
+	repairTick := time.NewTicker(in.repairTick())
+	defer repairTick.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case f, ok := <-frames:
+			if !ok {
+				break loop
+			}
+			in.accept(f.Data, f.ReceivedAt)
+		case <-repairTick.C:
+			in.promoteRepairs(time.Now())
+		}
+	}
+	// Shutdown: every held frame is due now (a standby's copies are harmless
+	// duplicates if the leader has them).
+	in.promoteRepairs(time.Now().Add(in.cfg.RepairDelay + time.Hour))
+	fctx, cancel := flushCtx()
+	defer cancel()
+	in.drain(fctx)
+	cancelAppender()
+	wg.Wait()
+	if in.spool != nil {
+		if err := in.spool.Flush(); err != nil {
+			return fmt.Errorf("ingest: flush spool: %w", err)
+		}
+	}
+	return nil
+}
+
+func (in *Ingester) repairTick() time.Duration {
+	d := in.cfg.RepairDelay / 4
+	if d < 5*time.Millisecond {
+		d = 5 * time.Millisecond
+	}
+	return d
+}
+
+// accept decodes one frame and queues it. It never blocks on Redis.
+func (in *Ingester) accept(raw []byte, at time.Time) {
+	in.stats.Received.Add(1)
+	it := in.classify(raw, at)
+	in.mu.Lock()
+	if !it.standby || in.role.IsLeader() {
+		it.standby = false
+		in.enqueueLocked(it)
+	} else {
+		it.due = at.Add(in.cfg.RepairDelay)
+		in.repair = append(in.repair, it)
+	}
+	in.mu.Unlock()
+	in.poke()
+}
+
+func (in *Ingester) classify(raw []byte, at time.Time) item {
+	it := item{raw: raw, receivedAt: at, standby: !in.role.IsLeader()}
+	f, err := in.dec.Decode(raw)
+	quarantine := func(reason, detail string, keep []byte) item {
+		it.q = &streams.QuarantineEntry{Reason: reason, Detail: detail, Payload: keep, Size: len(raw),
+			ReceivedAt: at.UnixMilli(), Ingester: in.cfg.Instance}
+		it.qDigest = signal.RawDigest(raw)
+		return it
+	}
+	switch {
+	case errors.Is(err, signal.ErrTooLarge):
+		keep := raw
+		if len(keep) > 4096 {
+			keep = keep[:4096]
+		}
+		return quarantine("oversize", fmt.Sprintf("frame of %d bytes exceeds MAX_FRAME_BYTES=%d", len(raw), in.cfg.MaxFrameBytes), keep)
+	case err != nil:
+		return quarantine("malformed", err.Error(), raw)
+	}
+	kind := f.Kind()
+	switch kind {
+	case signal.KindError:
+		return quarantine("upstream_error", "error frame from signal-cli-rest-api", raw)
+	case signal.KindException:
+		return quarantine("exception", "signal-cli could not process this envelope", raw)
+	}
+	conv := f.Conversation()
+	if kind == signal.KindUnknown || conv.Key == "" {
+		return quarantine("unknown", "frame of kind "+string(kind)+" without a conversation", raw)
+	}
+	identity := signal.RawDigest(raw)
+	if id, ok := f.Identity(); ok {
+		identity = id.Key()
+	}
+	var ts int64
+	if f.Envelope != nil {
+		ts = int64(f.Envelope.Timestamp)
+	}
+	it.app = streams.Append{
+		Shard:    streams.ShardOf(conv.Key, in.store.Shards()),
+		Identity: identity,
+		Entry: streams.Entry{Kind: string(kind), Conversation: conv.Key, Timestamp: ts,
+			ReceivedAt: at.UnixMilli(), Ingester: in.cfg.Instance, Payload: raw},
+	}
+	return it
+}
+
+// enqueueLocked puts an item on the due queue, or in the spool while spooling.
+func (in *Ingester) enqueueLocked(it item) {
+	if in.spooling {
+		in.spoolLocked(it)
+		return
+	}
+	if len(in.queue) >= in.cfg.QueueSize {
+		if in.spool != nil {
+			in.startSpoolingLocked()
+			in.spoolLocked(it)
+			return
+		}
+		in.drop(it, "queue_full")
+		return
+	}
+	in.queue = append(in.queue, it)
+	in.stats.Queued.Store(int64(len(in.queue)))
+}
+
+func (in *Ingester) drop(it item, reason string) {
+	in.stats.Dropped.Add(1)
+	in.stats.inc(&in.stats.DroppedByReason, reason)
+	in.log.Warn("frame dropped: it could not be kept (enable DURABLE_QUEUE_ENABLED to spool frames to disk)",
+		zap.String("reason", reason), zap.Int("bytes", len(it.raw)))
+}
+
+// Spool records are [8-byte received-at ms][raw frame]; they are decoded again
+// on replay, which gives the same shard and identity.
+func spoolRecord(it item) []byte {
+	rec := make([]byte, 8+len(it.raw))
+	binary.BigEndian.PutUint64(rec, uint64(it.receivedAt.UnixMilli()))
+	copy(rec[8:], it.raw)
+	return rec
+}
+
+// startSpoolingLocked moves everything queued into the spool, in order, so
+// that frames already waiting are not overtaken by spooled ones.
+func (in *Ingester) startSpoolingLocked() {
+	if in.spooling {
+		return
+	}
+	in.spooling = true
+	in.gen++
+	for _, it := range in.queue {
+		in.spoolLocked(it)
+	}
+	in.queue = in.queue[:0]
+	in.stats.Queued.Store(0)
+}
+
+func (in *Ingester) spoolLocked(it item) {
+	if err := in.spool.Append(spoolRecord(it)); err != nil {
+		in.drop(it, "spool_error")
+		in.log.Error("spool append failed", zap.Error(err))
+		return
+	}
+	in.stats.Spooled.Add(1)
+}
+
+func (in *Ingester) promoteRepairs(now time.Time) {
+	in.mu.Lock()
+	leader := in.role.IsLeader()
+	n := 0
+	for n < len(in.repair) && (leader || !in.repair[n].due.After(now)) {
+		in.enqueueLocked(in.repair[n])
+		n++
+	}
+	in.repair = append(in.repair[:0], in.repair[n:]...)
+	in.mu.Unlock()
+	if n > 0 {
+		in.poke()
+	}
+}
+
+func (in *Ingester) poke() {
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
+}
+
+// drain keeps appending until nothing is queued or ctx ends; what is left
+// goes to the spool (if any) or is counted as dropped.
+func (in *Ingester) drain(ctx context.Context) {
+	for ctx.Err() == nil {
+		in.mu.Lock()
+		empty := len(in.queue) == 0
+		in.mu.Unlock()
+		if empty {
+			return
+		}
+		in.poke()
+		time.Sleep(5 * time.Millisecond)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, it := range in.queue {
+		if in.spool != nil {
+			in.spoolLocked(it)
+		} else {
+			in.drop(it, "shutdown_timeout")
+		}
+	}
+	in.queue = nil
+}
+
+func (in *Ingester) appendLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-in.wake:
+		case <-time.After(in.cfg.RetryInterval):
+		}
+		for ctx.Err() == nil {
+			progressed, err := in.step(ctx)
+			if err != nil {
+				if !in.stats.RedisDown.Swap(true) {
+					in.log.Error("redis unavailable: frames are kept in memory or spooled until it returns", zap.Error(err))
+				}
+				break
+			}
+			if in.stats.RedisDown.Swap(false) {
+				in.log.Info("redis available again")
+			}
+			if !progressed {
+				break
+			}
+		}
+	}
+}
+
+// step appends one batch (from the spool while spooling, else from the
+// queue). It reports whether it did anything.
+func (in *Ingester) step(ctx context.Context) (bool, error) {
+	in.mu.Lock()
+	spooling := in.spooling
+	in.mu.Unlock()
+	if spooling {
+		return in.replaySpool(ctx)
+	}
+	in.mu.Lock()
+	n := len(in.queue)
+	if n > in.cfg.MaxBatch {
+		n = in.cfg.MaxBatch
+	}
+	batch := append([]item(nil), in.queue[:n]...)
+	gen := in.gen
+	in.mu.Unlock()
+	if n == 0 {
+		return false, nil
+	}
+	if err := in.write(ctx, batch); err != nil {
+		if in.spool != nil {
+			// Move everything queued to the spool, in order, and keep going from there.
+			in.mu.Lock()
+			in.startSpoolingLocked()
+			in.mu.Unlock()
+			_ = in.spool.Flush()
+		}
+		return false, err
+	}
+	in.mu.Lock()
+	// If the queue moved to the spool while this batch was in flight, the
+	// batch is at the spool's head too; its replay is deduplicated.
+	if in.gen == gen {
+		in.queue = append(in.queue[:0], in.queue[n:]...)
+		in.stats.Queued.Store(int64(len(in.queue)))
+	}
+	in.mu.Unlock()
+	return true, nil
+}
+
+// write appends a batch: quarantine entries one by one (rare), appends in one
+// pipelined round trip.
+func (in *Ingester) write(ctx context.Context, batch []item) error {
+	var reqs []streams.Append
+	var idx []int
+	epoch := in.role.Epoch()
+	for i, it := range batch {
+		if it.q != nil {
+			first, err := in.store.Quarantine(ctx, it.qDigest, *it.q, in.cfg.QuarantineDedup, in.cfg.QuarantineMaxLen)
+			if err != nil {
+				return err
+			}
+			if first {
+				in.stats.Quarantined.Add(1)
+				in.stats.inc(&in.stats.QuarantinedByReason, it.q.Reason)
+				in.log.Warn("frame quarantined", zap.String("reason", it.q.Reason), zap.String("detail", it.q.Detail), zap.Int("bytes", it.q.Size))
+			}
+			continue // a retried batch repeats this call; its dedup marker makes that a no-op
+		}
+		a := it.app
+		if it.standby {
+			a.Entry.Epoch = 0
+		} else {
+			a.Entry.Epoch = epoch
+		}
+		reqs = append(reqs, a)
+		idx = append(idx, i)
+	}
+	if len(reqs) == 0 {
+		return nil
+	}
+	start := time.Now()
+	res, err := in.store.AppendBatch(ctx, reqs, in.cfg.DedupWindow)
+	if err != nil {
+		in.stats.AppendErrors.Add(1)
+		return err
+	}
+	if in.ObserveAppend != nil {
+		in.ObserveAppend(time.Since(start))
+	}
+	in.stats.Batches.Add(1)
+	for j, r := range res {
+		it := batch[idx[j]]
+		switch {
+		case r.Err != nil:
+			in.stats.AppendErrors.Add(1)
+			return fmt.Errorf("ingest: append: %w", r.Err)
+		case r.Duplicate:
+			in.stats.Deduplicated.Add(1)
+		case it.standby:
+			in.stats.Repaired.Add(1)
+			in.stats.Appended.Add(1)
+		default:
+			in.stats.Appended.Add(1)
+		}
+	}
+	return nil
+}
+
+// replaySpool appends the next batch of spooled frames; when the spool is
+// empty it switches back to direct appends.
+func (in *Ingester) replaySpool(ctx context.Context) (bool, error) {
+	if in.stats.Backpressure.Load() {
+		return false, nil
+	}
+	var werr error
+	n, err := in.spool.ReplayBatch(ctx, in.cfg.MaxBatch, func(recs [][]byte) error {
+		batch := make([]item, 0, len(recs))
+		for _, rec := range recs {
+			if len(rec) < 8 {
+				continue
+			}
+			at := time.UnixMilli(int64(binary.BigEndian.Uint64(rec)))
+			it := in.classify(rec[8:], at)
+			it.standby = false
+			batch = append(batch, it)
+		}
+		werr = in.write(ctx, batch)
+		return werr
+	})
+	if werr != nil {
+		return false, werr
+	}
+	if err != nil {
+		return false, fmt.Errorf("ingest: replay spool: %w", err)
+	}
+	in.stats.SpoolReplayed.Add(uint64(n))
+	if n > 0 {
+		return true, nil
+	}
+	in.mu.Lock()
+	if in.spool.Depth() == 0 {
+		in.spooling = false
+		in.log.Info("spool replayed; appending directly again")
+	}
+	in.mu.Unlock()
+	return false, nil
+}
+
+// backpressureLoop watches shard lengths (ARCHITECTURE §9.1).
+func (in *Ingester) backpressureLoop(ctx context.Context) {
+	if in.cfg.StreamMaxLen <= 0 {
+		return
+	}
+	t := time.NewTicker(in.cfg.BackpressureCheck)
+	defer t.Stop()
+	var lastLog time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		over := -1
+		for n := 0; n < in.store.Shards(); n++ {
+			st, err := in.store.Stats(ctx, n)
+			if err != nil {
+				over = -2
+				break
+			}
+			if st.Length > in.cfg.StreamMaxLen {
+				over = n
+				break
+			}
+		}
+		if over == -2 {
+			continue
+		}
+		on := over >= 0
+		was := in.stats.Backpressure.Swap(on)
+		if on && (!was || time.Since(lastLog) > time.Minute) {
+			lastLog = time.Now()
+			in.log.Warn("shard stream above STREAM_MAX_LEN: workers are stopped or too slow; nothing is deleted",
+				zap.Int("shard", over), zap.Int64("stream_max_len", in.cfg.StreamMaxLen), zap.Bool("spooling", in.spool != nil))
+		}
+		if on && in.spool != nil {
+			in.mu.Lock()
+			in.startSpoolingLocked()
+			in.mu.Unlock()
+		}
+		if !on && was {
+			in.poke()
+		}
+	}
+}
