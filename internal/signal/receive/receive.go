@@ -107,7 +107,7 @@ type Options struct {
 
 // Frame is one websocket message from the server.
 type Frame struct {
-	// Data is the frame payload. It is a fresh slice per frame; the receiver owns it.
+	// Data is the frame payload, a fresh slice per frame that the consumer owns.
 	Data []byte
 	// Binary is set for binary frames. signal-cli-rest-api only sends text frames; binary ones
 	// are forwarded anyway (and counted in Stats.BinaryFrames) because a frame that reached us is
@@ -251,13 +251,15 @@ func New(opts Options) (*Receiver, error) {
 	}
 	dialer.HandshakeTimeout = opts.HandshakeTimeout
 
+	red := newRedactor(u, opts.Number, opts.Token)
 	return &Receiver{
-		opts:       opts,
-		url:        u,
-		header:     header,
-		dialer:     &dialer,
-		log:        opts.Logger.With(zap.String("endpoint", endpointLabel(opts.PathTemplate))),
-		red:        newRedactor(u, opts.Number, opts.Token),
+		opts:   opts,
+		url:    u,
+		header: header,
+		dialer: &dialer,
+		// A template without the placeholder may hold the number itself, hence the redaction.
+		log:        opts.Logger.With(zap.String("endpoint", red.redact(endpointLabel(opts.PathTemplate)))),
+		red:        red,
 		frames:     make(chan Frame, opts.HandOff),
 		writeWait:  min(maxWriteWait, opts.ReadTimeout),
 		closeGrace: time.Second,
@@ -427,7 +429,39 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 func (r *Receiver) dial(ctx context.Context) (*websocket.Conn, error) {
-	conn, resp, err := r.dialer.DialContext(ctx, r.url, r.header.Clone())
+	// gorilla/websocket applies the context to the TCP connect and TLS only; the HTTP upgrade
+	// after them honours nothing but HandshakeTimeout, so a server that accepts and never
+	// answers would hold up shutdown for that long. Until the dial returns, cancelling ctx
+	// closes the sockets it opened.
+	var (
+		mu        sync.Mutex
+		sockets   []net.Conn
+		cancelled bool
+	)
+	register := func(c net.Conn) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if cancelled {
+			c.Close()
+			return false
+		}
+		sockets = append(sockets, c)
+		return true
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		mu.Lock()
+		defer mu.Unlock()
+		cancelled = true
+		for _, c := range sockets {
+			c.Close()
+		}
+	})
+	conn, resp, err := r.trackingDialer(register).DialContext(ctx, r.url, r.header.Clone())
+	if !stop() {
+		<-fired // no goroutine of ours outlives the dial
+	}
 	if err != nil {
 		if resp != nil && errors.Is(err, websocket.ErrBadHandshake) {
 			return nil, handshakeError(resp.StatusCode)
@@ -435,6 +469,39 @@ func (r *Receiver) dial(ctx context.Context) (*websocket.Conn, error) {
 		return nil, fmt.Errorf("receive: dial: %w", err)
 	}
 	return conn, nil
+}
+
+// trackingDialer returns a copy of the dialer that hands every socket it opens to register and
+// gives up when register refuses it.
+func (r *Receiver) trackingDialer(register func(net.Conn) bool) *websocket.Dialer {
+	d := *r.dialer
+	track := func(dial func(context.Context, string, string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
+		return func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			if !register(c) {
+				return nil, context.Canceled
+			}
+			return c, nil
+		}
+	}
+	switch {
+	case d.NetDialContext != nil:
+		d.NetDialContext = track(d.NetDialContext)
+	case d.NetDial != nil:
+		nd := d.NetDial
+		d.NetDial = nil
+		d.NetDialContext = track(func(_ context.Context, network, addr string) (net.Conn, error) { return nd(network, addr) })
+	default:
+		var nd net.Dialer
+		d.NetDialContext = track(nd.DialContext)
+	}
+	if d.NetDialTLSContext != nil {
+		d.NetDialTLSContext = track(d.NetDialTLSContext)
+	}
+	return &d
 }
 
 // handshakeError says what a refused upgrade most likely means for this server.

@@ -177,6 +177,7 @@ type running struct {
 	r      *Receiver
 	cancel context.CancelFunc
 	done   chan error
+	once   sync.Once
 }
 
 func start(t *testing.T, opts Options) *running {
@@ -196,18 +197,20 @@ func run(t *testing.T, r *Receiver) *running {
 	return rn
 }
 
+// stop cancels Run and waits for it; later calls do nothing.
 func (rn *running) stop(t *testing.T) {
 	t.Helper()
-	rn.cancel()
-	select {
-	case err, ok := <-rn.done:
-		if ok && err != nil {
-			t.Errorf("Run returned %v, want nil", err)
+	rn.once.Do(func() {
+		rn.cancel()
+		select {
+		case err := <-rn.done:
+			if err != nil {
+				t.Errorf("Run returned %v, want nil", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Run did not return within 5s of cancel")
 		}
-		close(rn.done)
-	case <-time.After(5 * time.Second):
-		t.Fatalf("Run did not return within 5s of cancel")
-	}
+	})
 }
 
 func recv(t *testing.T, r *Receiver, n int) []Frame {
@@ -377,6 +380,7 @@ func TestRequestPath(t *testing.T) {
 		{name: "default", wantURI: "/v1/receive/+4912345678"},
 		{name: "base path", basePath: "/signal/", wantURI: "/signal/v1/receive/+4912345678"},
 		{name: "custom template", basePath: "/signal", template: "/ws/{phone_number}/stream", wantURI: "/signal/ws/+4912345678/stream"},
+		{name: "number hard-coded in template", template: "/v1/receive/" + testNumber, wantURI: "/v1/receive/+4912345678"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -384,12 +388,18 @@ func TestRequestPath(t *testing.T) {
 			o := testOptions(srv.addr)
 			o.ServiceURL += tt.basePath
 			o.PathTemplate = tt.template
+			core, logs := observer.New(zapcore.DebugLevel)
+			o.Logger = zap.New(core)
 			rn := start(t, o)
 			waitFor(t, "connection", rn.r.Connected)
 			req := srv.requests()[0]
 			if req.RequestURI != tt.wantURI || req.URL.Path != tt.wantURI {
 				t.Fatalf("RequestURI %q, Path %q; want %q", req.RequestURI, req.URL.Path, tt.wantURI)
 			}
+			if logs.FilterMessage("receive: connected").Len() != 1 {
+				t.Fatalf("want one 'connected' log entry, got %v", logs.All())
+			}
+			checkNoSecretsInLogs(t, logs)
 		})
 	}
 }
@@ -617,7 +627,12 @@ func TestReadDeadlineRefreshed(t *testing.T) {
 			o := testOptions(srv.addr)
 			o.PingInterval = 50 * ms
 			o.ReadTimeout = 400 * ms
-			rn := start(t, o)
+			r, err := New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.closeGrace = 50 * ms // two of these servers never answer the close frame
+			rn := run(t, r)
 			waitFor(t, "connection", rn.r.Connected)
 			time.Sleep(3 * o.ReadTimeout)
 			if s := rn.r.State(); !s.Connected || s.ConnID != 1 || s.LastError != "" {
