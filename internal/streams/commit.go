@@ -1,0 +1,202 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Fenced commits (ARCHITECTURE §6.3, §6.6, §7): every script below first
+// checks that the shard's lease still holds the caller's token and changes
+// nothing otherwise, answering "STALE".
+
+// ErrStale is returned when a commit's lease token no longer holds the shard.
+var ErrStale = errors.New("streams: stale commit rejected: the shard lease is no longer ours")
+
+// commitBatch: KEYS[1] lease, KEYS[2] stream, KEYS[3] attempts, KEYS[4..] state keys.
+// ARGV[1] token, ARGV[2] n ids, ARGV[3..2+n] ids, then m, then m ops of
+// 5 values each: op ("set"|"del"|"expire"|"persist"), key index (into KEYS),
+// field, value, ttl ms.
+// Returns the number of entries acknowledged, or the error STALE.
+var commitBatch = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('STALE') end
+local n = tonumber(ARGV[2])
+local i = 3 + n
+local m = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, m do
+  local op, k, f, v, ttl = ARGV[i], KEYS[tonumber(ARGV[i+1])], ARGV[i+2], ARGV[i+3], tonumber(ARGV[i+4])
+  if op == 'set' then
+    redis.call('HSET', k, f, v)
+  elseif op == 'del' then
+    redis.call('HDEL', k, f)
+  elseif op == 'expire' then
+    redis.call('PEXPIRE', k, ttl)
+  elseif op == 'persist' then
+    redis.call('PERSIST', k)
+  end
+  i = i + 5
+end
+if n == 0 then return 0 end
+local acked = redis.call('XACK', KEYS[2], 'workers', unpack(ARGV, 3, 2 + n))
+for j = 3, 2 + n do
+  redis.call('HDEL', KEYS[3], ARGV[j], ARGV[j] .. ':f', ARGV[j] .. ':l')
+end
+return acked
+`)
+
+// attempt: KEYS[1] lease, KEYS[2] attempts. ARGV[1] token, ARGV[2] entry id,
+// ARGV[3] delta (1 before an attempt, -1 to refund one). Returns
+// {attempts, first ms, last ms} or STALE.
+var attempt = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('STALE') end
+local t = redis.call('TIME')
+local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local n = redis.call('HINCRBY', KEYS[2], ARGV[2], tonumber(ARGV[3]))
+if n < 0 then n = 0; redis.call('HSET', KEYS[2], ARGV[2], 0) end
+redis.call('HSETNX', KEYS[2], ARGV[2] .. ':f', now)
+if tonumber(ARGV[3]) > 0 then redis.call('HSET', KEYS[2], ARGV[2] .. ':l', now) end
+return {n, redis.call('HGET', KEYS[2], ARGV[2] .. ':f'), redis.call('HGET', KEYS[2], ARGV[2] .. ':l') or now}
+`)
+
+// park: KEYS[1] lease, KEYS[2] stream, KEYS[3] dlq, KEYS[4] attempts.
+// ARGV[1] token, ARGV[2] entry id, ARGV[3] approximate max length of the DLQ,
+// ARGV[4..] DLQ entry fields. Returns {dlq id, entries trimmed} or STALE.
+var park = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('STALE') end
+local before = redis.call('XLEN', KEYS[3])
+local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
+local after = redis.call('XLEN', KEYS[3])
+redis.call('XACK', KEYS[2], 'workers', ARGV[2])
+redis.call('HDEL', KEYS[4], ARGV[2], ARGV[2] .. ':f', ARGV[2] .. ':l')
+return {id, before + 1 - after}
+`)
+
+func init() {
+	allScripts = append(allScripts, commitBatch, attempt, park)
+}
+
+func staleOr(err error, what string) error {
+	if err != nil && strings.Contains(err.Error(), "STALE") {
+		return fmt.Errorf("%s: %w", what, ErrStale)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// StateOp is one conversation-state write applied with a commit.
+type StateOp struct {
+	Key   string // a State key of the same shard
+	Op    string // "set", "del", "expire" (TTL), "persist"
+	Field string
+	Value string
+	TTL   time.Duration
+}
+
+// Commit acknowledges handled entries of one shard and applies their state
+// writes, atomically and fenced by the lease.
+func (s *Store) Commit(ctx context.Context, l Lease, ids []string, ops []StateOp) (int64, error) {
+	keys := []string{s.keys.Lease(l.Shard), s.keys.Stream(l.Shard), s.keys.Attempts(l.Shard)}
+	keyIdx := map[string]int{}
+	args := []any{l.Token, len(ids)}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	args = append(args, len(ops))
+	for _, op := range ops {
+		idx, ok := keyIdx[op.Key]
+		if !ok {
+			keys = append(keys, op.Key)
+			idx = len(keys)
+			keyIdx[op.Key] = idx
+		}
+		args = append(args, op.Op, idx, op.Field, op.Value, op.TTL.Milliseconds())
+	}
+	n, err := commitBatch.Run(ctx, s.rdb, keys, args...).Int64()
+	if err != nil {
+		return 0, staleOr(err, fmt.Sprintf("streams: commit shard %d", l.Shard))
+	}
+	return n, nil
+}
+
+// Attempts is an entry's durable attempt record.
+type Attempts struct {
+	Count       int64
+	First, Last time.Time
+}
+
+// CountAttempt adds delta (1 before an attempt, -1 to refund one) to an
+// entry's attempt count, fenced.
+func (s *Store) CountAttempt(ctx context.Context, l Lease, id string, delta int) (Attempts, error) {
+	res, err := attempt.Run(ctx, s.rdb, []string{s.keys.Lease(l.Shard), s.keys.Attempts(l.Shard)}, l.Token, id, delta).Slice()
+	if err != nil {
+		return Attempts{}, staleOr(err, fmt.Sprintf("streams: count attempt shard %d", l.Shard))
+	}
+	var a Attempts
+	a.Count, _ = res[0].(int64)
+	f, _ := res[1].(string)
+	la, _ := res[2].(string)
+	fm, _ := strconv.ParseInt(f, 10, 64)
+	lm, _ := strconv.ParseInt(la, 10, 64)
+	a.First, a.Last = time.UnixMilli(fm), time.UnixMilli(lm)
+	return a, nil
+}
+
+// DLQ entry field names (ARCHITECTURE §7.4), besides the entry's own fields.
+const (
+	DLQFieldSource   = "src"
+	DLQFieldShard    = "shard"
+	DLQFieldAttempts = "attempts"
+	DLQFieldError    = "err"
+	DLQFieldReason   = "reason"
+	DLQFieldFirst    = "ff"
+	DLQFieldLast     = "lf"
+	DLQFieldWorker   = "worker"
+)
+
+// Parked describes why an entry is parked.
+type Parked struct {
+	Entry    Entry
+	Attempts Attempts
+	Reason   string // handler_error, panic, timeout, format
+	Error    string // last error, already redacted; cut to 1 KiB
+	Worker   string
+}
+
+// Park moves an entry to its shard's DLQ and acknowledges it in one fenced
+// step. It returns the DLQ id and how many old DLQ entries the cap trimmed.
+func (s *Store) Park(ctx context.Context, l Lease, p Parked, maxLen int64) (string, int64, error) {
+	if len(p.Error) > 1024 {
+		p.Error = p.Error[:1024]
+	}
+	orig := p.Entry.OriginalID
+	if orig == "" {
+		orig = p.Entry.ID
+	}
+	e := p.Entry
+	e.OriginalID = orig
+	fields := e.Fields()
+	fields = append(fields,
+		DLQFieldSource, p.Entry.ID,
+		DLQFieldShard, strconv.Itoa(l.Shard),
+		DLQFieldAttempts, strconv.FormatInt(p.Attempts.Count, 10),
+		DLQFieldError, p.Error,
+		DLQFieldReason, p.Reason,
+		DLQFieldFirst, strconv.FormatInt(p.Attempts.First.UnixMilli(), 10),
+		DLQFieldLast, strconv.FormatInt(p.Attempts.Last.UnixMilli(), 10),
+		DLQFieldWorker, p.Worker,
+	)
+	args := append([]any{l.Token, p.Entry.ID, maxLen}, fields...)
+	keys := []string{s.keys.Lease(l.Shard), s.keys.Stream(l.Shard), s.keys.DLQ(l.Shard), s.keys.Attempts(l.Shard)}
+	res, err := park.Run(ctx, s.rdb, keys, args...).Slice()
+	if err != nil {
+		return "", 0, staleOr(err, fmt.Sprintf("streams: park in shard %d", l.Shard))
+	}
+	id, _ := res[0].(string)
+	trimmed, _ := res[1].(int64)
+	return id, trimmed, nil
+}
