@@ -1,0 +1,268 @@
+package worker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/signal-client/signal-client/internal/streams"
+)
+
+// dispatcher runs each conversation's entries one at a time, in the order the
+// reader handed them over, with up to PoolSize conversations in parallel
+// (ARCHITECTURE §6.5). An entry waiting for a retry blocks its conversation and
+// nothing else.
+type dispatcher struct {
+	w *Worker
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	convs    map[string]*conv
+	ready    []*conv
+	queued   int // entries waiting (not running)
+	running  int
+	byShard  map[int]int // running entries per shard
+	shardCtx map[int]shardCtx
+	stopping bool
+}
+
+type shardCtx struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+type conv struct {
+	key        string
+	shard      int
+	q          []redis.XMessage
+	running    bool
+	inReady    bool
+	notBefore  time.Time
+	infraFails int
+	timer      *time.Timer
+}
+
+func newDispatcher(w *Worker) *dispatcher {
+	d := &dispatcher{w: w, convs: map[string]*conv{}, byShard: map[int]int{}, shardCtx: map[int]shardCtx{}}
+	d.cond = sync.NewCond(&d.mu)
+	return d
+}
+
+func (d *dispatcher) stats() {
+	d.w.stats.InFlight.Store(int64(d.queued + d.running))
+	d.w.stats.Waiting.Store(int64(d.queued))
+}
+
+func (d *dispatcher) enqueue(shard int, m redis.XMessage) {
+	key, _ := m.Values[streams.FieldConversation].(string)
+	if key == "" {
+		key = "\x00" + m.ID // heartbeats and the like: their own queue
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.shardCtx[shard]; !ok {
+		ctx, cancel := context.WithCancel(context.Background())
+		d.shardCtx[shard] = shardCtx{ctx, cancel}
+	}
+	c := d.convs[key]
+	if c == nil {
+		c = &conv{key: key, shard: shard}
+		d.convs[key] = c
+	}
+	c.q = append(c.q, m)
+	d.queued++
+	d.maybeReadyLocked(c)
+	d.stats()
+}
+
+func (d *dispatcher) maybeReadyLocked(c *conv) {
+	if c.running || c.inReady || len(c.q) == 0 || time.Now().Before(c.notBefore) {
+		return
+	}
+	c.inReady = true
+	d.ready = append(d.ready, c)
+	d.cond.Broadcast()
+}
+
+// waitRoom blocks until fewer than max entries are queued or running, and
+// returns how many more may be read.
+func (d *dispatcher) waitRoom(ctx context.Context, max int) int {
+	stop := context.AfterFunc(ctx, func() { d.mu.Lock(); d.cond.Broadcast(); d.mu.Unlock() })
+	defer stop()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for d.queued+d.running >= max && ctx.Err() == nil {
+		d.cond.Wait()
+	}
+	return max - (d.queued + d.running)
+}
+
+func (d *dispatcher) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i := 0; i < d.w.cfg.PoolSize; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, m, sctx, ok := d.take(ctx)
+				if !ok {
+					return
+				}
+				out := d.w.process(sctx, c.shard, m, &c.infraFails)
+				d.finish(c, m, out)
+			}
+		}()
+	}
+	<-ctx.Done()
+	d.mu.Lock()
+	d.stopping = true
+	d.cond.Broadcast()
+	d.mu.Unlock()
+	wg.Wait()
+}
+
+func (d *dispatcher) take(ctx context.Context) (*conv, redis.XMessage, context.Context, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for len(d.ready) == 0 && !d.stopping && ctx.Err() == nil {
+		d.cond.Wait()
+	}
+	if d.stopping || ctx.Err() != nil {
+		return nil, redis.XMessage{}, nil, false
+	}
+	c := d.ready[0]
+	d.ready = d.ready[1:]
+	c.inReady = false
+	c.running = true
+	m := c.q[0]
+	c.q = c.q[1:]
+	d.queued--
+	d.running++
+	d.byShard[c.shard]++
+	d.stats()
+	sc, ok := d.shardCtx[c.shard]
+	if !ok {
+		ctx, cancel := context.WithCancel(context.Background())
+		sc = shardCtx{ctx, cancel}
+		d.shardCtx[c.shard] = sc
+	}
+	return c, m, sc.ctx, true
+}
+
+// outcome of one attempt.
+type outcome struct {
+	retryAfter time.Duration // > 0: put the entry back at the head and wait
+}
+
+func (d *dispatcher) finish(c *conv, m redis.XMessage, out outcome) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.running--
+	d.byShard[c.shard]--
+	c.running = false
+	if d.convs[c.key] != c {
+		// The shard was dropped while this ran: forget the conversation.
+		d.cond.Broadcast()
+		d.stats()
+		return
+	}
+	if out.retryAfter > 0 {
+		c.q = append([]redis.XMessage{m}, c.q...)
+		d.queued++
+		c.notBefore = time.Now().Add(out.retryAfter)
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		c.timer = time.AfterFunc(out.retryAfter, func() {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if d.convs[c.key] == c {
+				d.maybeReadyLocked(c)
+			}
+		})
+	} else if len(c.q) == 0 {
+		delete(d.convs, c.key)
+	}
+	d.maybeReadyLocked(c)
+	d.cond.Broadcast()
+	d.stats()
+}
+
+// dropShard forgets every queued entry of a shard and cancels its running
+// handlers (self-fencing; the entries stay pending for the next owner).
+func (d *dispatcher) dropShard(shard int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dropQueuedLocked(shard)
+	if sc, ok := d.shardCtx[shard]; ok {
+		sc.cancel()
+		delete(d.shardCtx, shard)
+	}
+	d.cond.Broadcast()
+	d.stats()
+}
+
+func (d *dispatcher) dropQueuedLocked(shard int) {
+	for k, c := range d.convs {
+		if c.shard != shard {
+			continue
+		}
+		d.queued -= len(c.q)
+		c.q = nil
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		delete(d.convs, k)
+	}
+	kept := d.ready[:0]
+	for _, c := range d.ready {
+		if c.shard != shard {
+			kept = append(kept, c)
+		}
+	}
+	d.ready = kept
+}
+
+// finishShard (cooperative release) drops the shard's entries that have not
+// started and waits for the running ones, up to deadline.
+func (d *dispatcher) finishShard(shard int, deadline time.Time) {
+	d.mu.Lock()
+	d.dropQueuedLocked(shard)
+	d.stats()
+	d.mu.Unlock()
+	d.waitIdle(func() bool { return d.byShard[shard] == 0 }, deadline)
+	d.mu.Lock()
+	if sc, ok := d.shardCtx[shard]; ok {
+		sc.cancel()
+		delete(d.shardCtx, shard)
+	}
+	d.mu.Unlock()
+}
+
+// drain (shutdown) stops starting entries and waits for running ones.
+func (d *dispatcher) drain(deadline time.Time) {
+	d.mu.Lock()
+	d.stopping = true
+	d.cond.Broadcast()
+	d.mu.Unlock()
+	d.waitIdle(func() bool { return d.running == 0 }, deadline)
+	d.mu.Lock()
+	for _, sc := range d.shardCtx {
+		sc.cancel()
+	}
+	d.mu.Unlock()
+}
+
+func (d *dispatcher) waitIdle(done func() bool, deadline time.Time) {
+	for {
+		d.mu.Lock()
+		ok := done()
+		d.mu.Unlock()
+		if ok || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

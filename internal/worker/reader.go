@@ -1,0 +1,257 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/signal-client/signal-client/internal/streams"
+)
+
+// reader feeds the dispatcher from the owned shard streams (ARCHITECTURE §6.4):
+// a newly acquired shard's pending history first, then new entries through one
+// blocking XREADGROUP over every owned stream, on a dedicated connection that
+// the lease manager wakes with CLIENT UNBLOCK when the owned set changes.
+type reader struct {
+	w *Worker
+
+	mu      sync.Mutex
+	shards  map[int]bool // readable with ">"
+	backlog []int        // acquired, history not read yet
+	connID  int64
+	wake    chan struct{}
+}
+
+// blockFor bounds one blocking read; a wake-up or a new entry ends it sooner.
+const blockFor = 5 * time.Second
+
+func newReader(w *Worker) *reader {
+	return &reader{w: w, shards: map[int]bool{}, wake: make(chan struct{}, 1)}
+}
+
+func (r *reader) add(shard int) {
+	r.mu.Lock()
+	r.backlog = append(r.backlog, shard)
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *reader) remove(shard int) {
+	r.mu.Lock()
+	delete(r.shards, shard)
+	for i, n := range r.backlog {
+		if n == shard {
+			r.backlog = append(r.backlog[:i], r.backlog[i+1:]...)
+			break
+		}
+	}
+	r.mu.Unlock()
+	r.poke()
+}
+
+// poke interrupts a blocked read so the next one uses the new shard set.
+func (r *reader) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	r.mu.Lock()
+	id := r.connID
+	r.mu.Unlock()
+	if id != 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = r.w.rdb.ClientUnblock(ctx, id).Err()
+		cancel()
+	}
+}
+
+func (r *reader) run(ctx context.Context) {
+	w := r.w
+	conn := w.rdb.Conn()
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, r.poke)
+	defer stop()
+	for ctx.Err() == nil {
+		id, err := conn.ClientID(ctx).Result()
+		if err == nil {
+			r.mu.Lock()
+			r.connID = id
+			r.mu.Unlock()
+			break
+		}
+		r.sleep(ctx, 200*time.Millisecond)
+	}
+	var lastOrphanScan time.Time
+	for ctx.Err() == nil {
+		room := w.disp.waitRoom(ctx, w.cfg.QueueSize)
+		if room <= 0 {
+			continue
+		}
+		r.mu.Lock()
+		var next = -1
+		if len(r.backlog) > 0 {
+			next, r.backlog = r.backlog[0], r.backlog[1:]
+		}
+		r.mu.Unlock()
+		if next >= 0 {
+			if err := r.readHistory(ctx, next); err != nil {
+				r.mu.Lock()
+				r.backlog = append(r.backlog, next)
+				r.mu.Unlock()
+				r.sleep(ctx, 200*time.Millisecond)
+				continue
+			}
+			r.mu.Lock()
+			if _, still := w.leases.get(next); still {
+				r.shards[next] = true
+			}
+			r.mu.Unlock()
+			continue
+		}
+		if time.Since(lastOrphanScan) > w.cfg.ClaimMinIdle {
+			lastOrphanScan = time.Now()
+			r.adoptOrphans(ctx)
+		}
+		r.mu.Lock()
+		owned := make([]int, 0, len(r.shards))
+		for n := range r.shards {
+			owned = append(owned, n)
+		}
+		r.mu.Unlock()
+		if len(owned) == 0 {
+			select {
+			case <-ctx.Done():
+			case <-r.wake:
+			}
+			continue
+		}
+		sort.Ints(owned)
+		streamsArg := make([]string, 0, 2*len(owned))
+		for _, n := range owned {
+			streamsArg = append(streamsArg, w.store.Keys().Stream(n))
+		}
+		for range owned {
+			streamsArg = append(streamsArg, ">")
+		}
+		count := w.cfg.ReadCount
+		if int64(room) < count {
+			count = int64(room)
+		}
+		// Drain a pending wake-up: the set we read now is current.
+		select {
+		case <-r.wake:
+		default:
+		}
+		res, err := conn.XReadGroup(ctx, &redis.XReadGroupArgs{Group: streams.GroupName, Consumer: streams.OwnerConsumer,
+			Streams: streamsArg, Count: count, Block: blockFor}).Result()
+		if err != nil {
+			if errors.Is(err, redis.Nil) || ctx.Err() != nil {
+				continue
+			}
+			w.log.Warn("read from shard streams failed", zap.Error(err))
+			r.sleep(ctx, 200*time.Millisecond)
+			continue
+		}
+		for _, s := range res {
+			shard := r.shardOf(s.Stream, owned)
+			r.dispatch(shard, s.Messages)
+		}
+	}
+}
+
+func (r *reader) shardOf(stream string, owned []int) int {
+	for _, n := range owned {
+		if r.w.store.Keys().Stream(n) == stream {
+			return n
+		}
+	}
+	return -1
+}
+
+func (r *reader) dispatch(shard int, msgs []redis.XMessage) {
+	if shard < 0 {
+		return
+	}
+	if _, ok := r.w.leases.get(shard); !ok {
+		return // revoked while reading: the next owner reads them from history
+	}
+	for _, m := range msgs {
+		r.w.disp.enqueue(shard, m)
+	}
+}
+
+// readHistory hands over a shard's pending entries (its consumer's history),
+// in id order, before any new entry (ARCHITECTURE §6.4).
+func (r *reader) readHistory(ctx context.Context, shard int) error {
+	w := r.w
+	start := "0"
+	for ctx.Err() == nil {
+		res, err := w.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: streams.GroupName, Consumer: streams.OwnerConsumer,
+			Streams: []string{w.store.Keys().Stream(shard), start}, Count: 256}).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		if len(res) == 0 || len(res[0].Messages) == 0 {
+			return nil
+		}
+		msgs := res[0].Messages
+		r.dispatch(shard, msgs)
+		start = msgs[len(msgs)-1].ID
+	}
+	return ctx.Err()
+}
+
+// adoptOrphans claims entries left pending under other consumer names (older
+// versions, manual reads) once they are idle for CLAIM_MIN_IDLE.
+func (r *reader) adoptOrphans(ctx context.Context) {
+	w := r.w
+	r.mu.Lock()
+	owned := make([]int, 0, len(r.shards))
+	for n := range r.shards {
+		owned = append(owned, n)
+	}
+	r.mu.Unlock()
+	for _, n := range owned {
+		key := w.store.Keys().Stream(n)
+		consumers, err := w.rdb.XInfoConsumers(ctx, key, streams.GroupName).Result()
+		if err != nil {
+			continue
+		}
+		for _, c := range consumers {
+			if c.Name == streams.OwnerConsumer || c.Pending == 0 {
+				continue
+			}
+			pend, err := w.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: key, Group: streams.GroupName,
+				Idle: w.cfg.ClaimMinIdle, Start: "-", End: "+", Count: 256, Consumer: c.Name}).Result()
+			if err != nil || len(pend) == 0 {
+				continue
+			}
+			ids := make([]string, len(pend))
+			for i, p := range pend {
+				ids[i] = p.ID
+			}
+			msgs, err := w.rdb.XClaim(ctx, &redis.XClaimArgs{Stream: key, Group: streams.GroupName,
+				Consumer: streams.OwnerConsumer, MinIdle: w.cfg.ClaimMinIdle, Messages: ids}).Result()
+			if err != nil {
+				continue
+			}
+			w.stats.Claimed.Add(uint64(len(msgs)))
+			r.dispatch(n, msgs)
+		}
+	}
+}
+
+func (r *reader) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-r.wake:
+	}
+}

@@ -1,0 +1,262 @@
+// Package worker consumes the shard streams (ARCHITECTURE §6, §7): it keeps
+// the worker's membership, holds shard leases with fencing epochs, reads its
+// shards with one blocking XREADGROUP, runs each conversation's entries one at
+// a time in stream order (up to WORKER_POOL_SIZE conversations in parallel),
+// retries failures with backoff, parks poison entries in the shard's DLQ and
+// commits acknowledgements in fenced batches.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/signal-client/signal-client/internal/signal"
+	"github.com/signal-client/signal-client/internal/streams"
+)
+
+// Message is what a handler gets: one inbound entry, decoded.
+type Message struct {
+	Entry   streams.Entry
+	Frame   *signal.Frame
+	Shard   int
+	Attempt int64     // 1 for the first attempt
+	Epoch   int64     // the lease epoch this attempt runs under
+	Started time.Time // when this attempt started
+
+	ops []streams.StateOp
+}
+
+// OriginalID is the id that identifies the message across DLQ replays.
+func (m *Message) OriginalID() string {
+	if m.Entry.OriginalID != "" {
+		return m.Entry.OriginalID
+	}
+	return m.Entry.ID
+}
+
+// AddStateOp queues a state write committed atomically with the ack.
+func (m *Message) AddStateOp(op streams.StateOp) { m.ops = append(m.ops, op) }
+
+// Handler handles one message. A returned error (or panic, or exceeding
+// HANDLER_TIMEOUT) is a failed attempt unless it is an infrastructure error.
+type Handler interface {
+	Handle(ctx context.Context, m *Message) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, m *Message) error
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, m *Message) error { return f(ctx, m) }
+
+// InfrastructureError marks a failure that is not the message's fault
+// (ARCHITECTURE §7.3): the attempt is refunded and the conversation pauses.
+type InfrastructureError interface {
+	error
+	// PauseFor is how long the conversation should wait (0 = the worker's own backoff).
+	PauseFor() time.Duration
+}
+
+type infraError struct {
+	err   error
+	pause time.Duration
+}
+
+func (e *infraError) Error() string           { return e.err.Error() }
+func (e *infraError) Unwrap() error           { return e.err }
+func (e *infraError) PauseFor() time.Duration { return e.pause }
+
+// Infrastructure wraps err as an infrastructure failure.
+func Infrastructure(err error, pause time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &infraError{err: err, pause: pause}
+}
+
+// Config holds the worker settings.
+type Config struct {
+	ID              string
+	PoolSize        int           // WORKER_POOL_SIZE
+	QueueSize       int           // QUEUE_SIZE: read-ahead bound
+	LeaseTTL        time.Duration // SHARD_LEASE_TTL
+	HandlerTimeout  time.Duration // HANDLER_TIMEOUT
+	MaxRetries      int           // DLQ_MAX_RETRIES
+	BackoffBase     time.Duration // RETRY_BACKOFF_BASE
+	BackoffMax      time.Duration // RETRY_BACKOFF_MAX
+	InfraPause      time.Duration // first pause after an infrastructure error (default 500ms)
+	InfraPauseMax   time.Duration // cap (default 10s)
+	ClaimMinIdle    time.Duration // CLAIM_MIN_IDLE
+	DLQMaxLen       int64         // per-shard DLQ cap
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+	AckBatchMax     int           // default 64
+	AckBatchWindow  time.Duration // default 2ms
+	ReadCount       int64         // XREADGROUP COUNT (default 128)
+	// Redact cleans error texts before they are logged or written to the DLQ.
+	Redact func(string) string
+}
+
+func (c *Config) defaults() {
+	if c.PoolSize <= 0 {
+		c.PoolSize = 16
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 1000
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 15 * time.Second
+	}
+	if c.HandlerTimeout <= 0 {
+		c.HandlerTimeout = 30 * time.Second
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = time.Second
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 5 * time.Minute
+	}
+	if c.InfraPause <= 0 {
+		c.InfraPause = 500 * time.Millisecond
+	}
+	if c.InfraPauseMax <= 0 {
+		c.InfraPauseMax = 10 * time.Second
+	}
+	if c.ClaimMinIdle <= 0 {
+		c.ClaimMinIdle = time.Minute
+	}
+	if c.DLQMaxLen <= 0 {
+		c.DLQMaxLen = 10000
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 25 * time.Second
+	}
+	if c.AckBatchMax <= 0 {
+		c.AckBatchMax = 64
+	}
+	if c.AckBatchWindow <= 0 {
+		c.AckBatchWindow = 2 * time.Millisecond
+	}
+	if c.ReadCount <= 0 {
+		c.ReadCount = 128
+	}
+}
+
+// Stats are the worker's counters (read by internal/metrics).
+type Stats struct {
+	Handled, Failed, Retried, Parked, Paused      atomic.Uint64
+	StaleCommits, LeaseLosses, Rebalances         atomic.Uint64
+	Acquired, Released, Heartbeats, ParseErrors   atomic.Uint64
+	DLQTrimmed, Claimed                           atomic.Uint64
+	InFlight, Waiting, ShardsOwned, LiveWorkers   atomic.Int64
+	ParkedByReason, FailedByReason, PausedByCause sync.Map
+}
+
+func inc(m *sync.Map, k string) {
+	v, _ := m.LoadOrStore(k, new(atomic.Uint64))
+	v.(*atomic.Uint64).Add(1)
+}
+
+// Counts returns a snapshot of a by-label counter map.
+func Counts(m *sync.Map) map[string]uint64 {
+	out := map[string]uint64{}
+	m.Range(func(k, v any) bool { out[k.(string)] = v.(*atomic.Uint64).Load(); return true })
+	return out
+}
+
+// Observer receives per-message measurements (internal/metrics plugs in).
+type Observer struct {
+	HandlerDone func(outcome string, d time.Duration)
+	Heartbeat   func(shard int, latency time.Duration)
+	EndToEnd    func(latency time.Duration) // upstream timestamp → handler start
+}
+
+// Worker is one worker process's consumer.
+type Worker struct {
+	cfg     Config
+	store   *streams.Store
+	rdb     *redis.Client
+	handler Handler
+	log     *zap.Logger
+	stats   Stats
+	obs     Observer
+
+	leases *leaseManager
+	disp   *dispatcher
+	com    *committer
+	reader *reader
+}
+
+// New builds a worker. rdb must be a *redis.Client: the reader needs a
+// dedicated connection it can block on.
+func New(cfg Config, store *streams.Store, rdb *redis.Client, h Handler, obs Observer, log *zap.Logger) (*Worker, error) {
+	cfg.defaults()
+	if cfg.ID == "" {
+		return nil, errors.New("worker: empty worker id")
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	w := &Worker{cfg: cfg, store: store, rdb: rdb, handler: h, log: log, obs: obs}
+	w.com = newCommitter(w)
+	w.disp = newDispatcher(w)
+	w.reader = newReader(w)
+	w.leases = newLeaseManager(w)
+	return w, nil
+}
+
+// Stats returns the live counters.
+func (w *Worker) Stats() *Stats { return &w.stats }
+
+// OwnedShards lists the shards this worker holds now.
+func (w *Worker) OwnedShards() []int { return w.leases.owned() }
+
+// Registered reports whether the last membership heartbeat succeeded recently.
+func (w *Worker) Registered() bool { return w.leases.registered() }
+
+// Run consumes until ctx ends, then shuts down gracefully (ARCHITECTURE §6.7).
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.store.EnsureGroups(ctx); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if err := streams.LoadScripts(ctx, w.rdb); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	inner, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	run := func(f func(context.Context)) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(inner) }()
+	}
+	run(w.com.run)
+	run(w.disp.run)
+	readCtx, stopReading := context.WithCancel(inner)
+	var rwg sync.WaitGroup
+	rwg.Add(1)
+	go func() { defer rwg.Done(); w.reader.run(readCtx) }()
+	leaseCtx, stopLeases := context.WithCancel(inner)
+	var lwg sync.WaitGroup
+	lwg.Add(1)
+	go func() { defer lwg.Done(); w.leases.run(leaseCtx) }()
+
+	<-ctx.Done()
+	w.log.Info("worker stopping: finishing in-flight entries", zap.Duration("shutdown_timeout", w.cfg.ShutdownTimeout))
+	deadline := time.Now().Add(w.cfg.ShutdownTimeout)
+	stopReading()
+	rwg.Wait()
+	w.disp.drain(deadline)
+	w.com.flushAll()
+	stopLeases()
+	lwg.Wait()
+	w.leases.releaseAll()
+	cancel()
+	wg.Wait()
+	return nil
+}
