@@ -37,7 +37,7 @@ type Server struct {
 	mu     sync.RWMutex
 	checks []namedCheck
 	live   func() error
-	info   func() map[string]any
+	info   []func() map[string]any
 	mux    *http.ServeMux
 	// Timeout bounds all checks of one /ready request (default 2s).
 	Timeout time.Duration
@@ -65,10 +65,10 @@ func (s *Server) SetLive(fn func() error) {
 	s.mu.Unlock()
 }
 
-// SetInfo adds fields (role, shards owned, …) to the /ready body.
-func (s *Server) SetInfo(fn func() map[string]any) {
+// AddInfo adds fields (role, shards owned, …) to the /ready body.
+func (s *Server) AddInfo(fn func() map[string]any) {
 	s.mu.Lock()
-	s.info = fn
+	s.info = append(s.info, fn)
 	s.mu.Unlock()
 }
 
@@ -95,7 +95,7 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Report(ctx context.Context) (int, map[string]any) {
 	s.mu.RLock()
 	checks := append([]namedCheck(nil), s.checks...)
-	info := s.info
+	info := append([]func() map[string]any(nil), s.info...)
 	s.mu.RUnlock()
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
@@ -134,8 +134,8 @@ func (s *Server) Report(ctx context.Context) (int, map[string]any) {
 		}
 	}
 	body := map[string]any{"checks": list}
-	if info != nil {
-		for k, v := range info() {
+	for _, fn := range info {
+		for k, v := range fn() {
 			body[k] = v
 		}
 	}

@@ -39,7 +39,7 @@ func TestReadyStates(t *testing.T) {
 				r := c.checks[n]
 				s.AddCheck(n, func(context.Context) Result { return r })
 			}
-			s.SetInfo(func() map[string]any { return map[string]any{"role": "leader"} })
+			s.AddInfo(func() map[string]any { return map[string]any{"role": "leader"} })
 			code, body := get(t, s.Handler(), "/ready")
 			if code != c.code {
 				t.Fatalf("code %d, want %d (%v)", code, c.code, body)

@@ -490,6 +490,10 @@ func (in *Ingester) write(ctx context.Context, batch []item) error {
 // replaySpool appends the next batch of spooled frames; when the spool is
 // empty it switches back to direct appends.
 func (in *Ingester) replaySpool(ctx context.Context) (bool, error) {
+	// Spooled frames become durable (and visible to the replay) on Flush.
+	if err := in.spool.Flush(); err != nil {
+		in.log.Error("spool flush failed", zap.Error(err))
+	}
 	if in.stats.Backpressure.Load() {
 		return false, nil
 	}
