@@ -19,15 +19,16 @@ import (
 	"github.com/signal-client/signal-client/internal/spool"
 )
 
-// MaxFrameBytes is the largest frame the ingester appends; a larger one is
-// quarantined (its first 4 KiB kept). Received frames carry no attachment
-// bodies, so real frames stay far below it.
-const MaxFrameBytes = 1 << 20
-
-// receiveLimit is the websocket read limit: far above MaxFrameBytes, so an
-// oversize frame is read and quarantined instead of costing a reconnect
-// (during which upstream drops frames).
-const receiveLimit = 64 << 20
+// receiveLimit is the websocket read limit: a multiple of MAX_FRAME_BYTES,
+// so an oversize frame is read and quarantined instead of costing a
+// reconnect (during which upstream drops frames).
+func receiveLimit(maxFrame int) int64 {
+	l := int64(maxFrame) * 8
+	if l < 64<<20 {
+		l = 64 << 20
+	}
+	return l
+}
 
 // RunIngester runs bin/ingester (ARCHITECTURE §5).
 func RunIngester(ctx context.Context, cfg *config.Config) error {
@@ -67,16 +68,18 @@ func (b *Base) runIngester(ctx context.Context, ready chan<- struct{}) error {
 	}
 	rcv, err := receive.New(receive.Options{ServiceURL: cfg.Signal.ServiceURL, Number: cfg.Signal.PhoneNumber, PathTemplate: cfg.Signal.WSPath,
 		Token: cfg.Signal.APIToken, AuthScheme: wsAuthScheme(cfg.Signal.AuthScheme), ClientID: cfg.InstanceID,
-		HandOff: cfg.QueueSize, MaxFrameBytes: receiveLimit, Logger: b.Log})
+		HandOff: cfg.QueueSize, MaxFrameBytes: receiveLimit(cfg.MaxFrameBytes), Logger: b.Log})
 	if err != nil {
 		return err
 	}
 	ing := ingest.New(ingest.Config{Number: cfg.Signal.PhoneNumber, Instance: cfg.InstanceID, DedupWindow: cfg.DedupWindow,
-		RepairDelay: cfg.RepairDelay, QueueSize: cfg.QueueSize, MaxFrameBytes: MaxFrameBytes, StreamMaxLen: int64(cfg.StreamMaxLen)},
+		RepairDelay: cfg.RepairDelay, QueueSize: cfg.QueueSize, MaxFrameBytes: cfg.MaxFrameBytes, StreamMaxLen: int64(cfg.StreamMaxLen),
+		QuarantineMaxLen: int64(cfg.QuarantineMaxLen)},
 		b.Store, leader, sp, b.Log)
 	ing.ObserveAppend = metrics.RegisterIngester(b.Registry, metrics.IngesterSources{Stats: ing.Stats(), Receiver: rcv.Stats,
 		Connected: rcv.Connected, Leader: leader.IsLeader, RedisUp: func() bool { return !ing.Stats().RedisDown.Load() }, SpoolDepth: spoolDepth})
-	hk := &ingest.Housekeeper{Store: b.Store, Role: leader, Instance: cfg.InstanceID, Retention: cfg.StreamRetention, Log: b.Log}
+	hk := &ingest.Housekeeper{Store: b.Store, Role: leader, Instance: cfg.InstanceID, Retention: cfg.StreamRetention,
+		TrimInterval: cfg.TrimInterval, HeartbeatInterval: cfg.HeartbeatInterval, Log: b.Log}
 
 	b.Health.AddCheck("websocket", func(context.Context) health.Result {
 		st := rcv.State()

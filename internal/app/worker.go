@@ -29,7 +29,8 @@ func (b *Base) runWorker(ctx context.Context, h worker.Handler) error {
 	wcfg := worker.Config{ID: cfg.InstanceID, PoolSize: cfg.WorkerPoolSize, QueueSize: cfg.QueueSize, LeaseTTL: cfg.ShardLeaseTTL,
 		HandlerTimeout: cfg.HandlerTimeout, MaxRetries: cfg.DLQMaxRetries, BackoffBase: cfg.RetryBackoffBase, BackoffMax: cfg.RetryBackoffMax,
 		ClaimMinIdle: cfg.ClaimMinIdle, DLQMaxLen: int64((cfg.DLQMaxLen + cfg.WorkerShardCount - 1) / cfg.WorkerShardCount),
-		ShutdownTimeout: cfg.ShutdownTimeout * 3 / 4, Redact: b.Redactor.RedactString}
+		ShutdownTimeout: cfg.ShutdownTimeout * 3 / 4, AckBatchMax: cfg.AckBatchMax, AckBatchWindow: cfg.AckBatchWindow,
+		Redact: b.Redactor.RedactString}
 	obs := metrics.RegisterWorker(b.Registry, metrics.WorkerSources{ID: cfg.InstanceID, Store: b.Store, RedisUp: b.RedisUp})
 	w, err := worker.New(wcfg, b.Store, b.Redis, h, obs.Observer, b.Log)
 	if err != nil {

@@ -198,7 +198,17 @@ func (in *Ingester) accept(raw []byte, at time.Time) {
 	it := in.classify(raw, at)
 	in.mu.Lock()
 	if !it.standby || in.role.IsLeader() {
+		// A standby that just became leader still holds older frames for
+		// repair: they go first, so the conversation's order holds.
+		held := in.repair
+		in.repair = nil
+		for _, r := range held {
+			in.enqueueLocked(r)
+		}
 		it.standby = false
+		in.enqueueLocked(it)
+	} else if in.spooling || len(in.queue)+len(in.repair) >= in.cfg.QueueSize {
+		// Memory holds at most QUEUE_SIZE frames, repairs included.
 		in.enqueueLocked(it)
 	} else {
 		it.due = at.Add(in.cfg.RepairDelay)
@@ -261,7 +271,7 @@ func (in *Ingester) enqueueLocked(it item) {
 		in.spoolLocked(it)
 		return
 	}
-	if len(in.queue) >= in.cfg.QueueSize {
+	if len(in.queue)+len(in.repair) >= in.cfg.QueueSize {
 		if in.spool != nil {
 			in.startSpoolingLocked()
 			in.spoolLocked(it)
@@ -319,10 +329,13 @@ func (in *Ingester) promoteRepairs(now time.Time) {
 	leader := in.role.IsLeader()
 	n := 0
 	for n < len(in.repair) && (leader || !in.repair[n].due.After(now)) {
-		in.enqueueLocked(in.repair[n])
 		n++
 	}
+	due := append([]item(nil), in.repair[:n]...)
 	in.repair = append(in.repair[:0], in.repair[n:]...)
+	for _, it := range due {
+		in.enqueueLocked(it)
+	}
 	in.mu.Unlock()
 	if n > 0 {
 		in.poke()

@@ -15,27 +15,27 @@ import (
 // safe to log.
 var (
 	// ErrEmpty: the frame has no bytes or only whitespace.
-	ErrEmpty = errors.New("signal: frame is empty")
+	ErrEmpty = errors.New("frame is empty")
 	// ErrTooLarge: the frame is over Decoder.MaxFrameBytes.
-	ErrTooLarge = errors.New("signal: frame is larger than the configured limit")
+	ErrTooLarge = errors.New("frame is larger than the configured limit")
 	// ErrInvalidUTF8: the bytes are not UTF-8. signal-cli always writes UTF-8
 	// and websocket text frames must be UTF-8, so the frame was corrupted on
 	// the way.
-	ErrInvalidUTF8 = errors.New("signal: frame is not valid UTF-8")
+	ErrInvalidUTF8 = errors.New("frame is not valid UTF-8")
 	// ErrNotJSON: the bytes are not one complete JSON value (for example a
 	// frame cut short, or log text mixed into a poll-mode body, §2.1).
-	ErrNotJSON = errors.New("signal: frame is not valid JSON")
+	ErrNotJSON = errors.New("frame is not valid JSON")
 	// ErrNotObject: valid JSON, but not an object.
-	ErrNotObject = errors.New("signal: frame is not a JSON object")
+	ErrNotObject = errors.New("frame is not a JSON object")
 	// ErrBadField: a known field has a JSON type this model cannot hold
 	// (for example a string where an object belongs).
-	ErrBadField = errors.New("signal: frame has a field of the wrong JSON type")
+	ErrBadField = errors.New("frame has a field of the wrong JSON type")
 	// ErrNotArray: a poll-mode body is not a JSON array.
-	ErrNotArray = errors.New("signal: poll body is not a JSON array")
+	ErrNotArray = errors.New("poll body is not a JSON array")
 	// ErrNotReceive: a webhook body is not a JSON-RPC "receive" notification.
-	ErrNotReceive = errors.New("signal: webhook body is not a receive notification")
+	ErrNotReceive = errors.New("webhook body is not a receive notification")
 	// ErrNoParams: a webhook receive notification has no params.
-	ErrNoParams = errors.New("signal: webhook receive notification has no params")
+	ErrNoParams = errors.New("webhook receive notification has no params")
 )
 
 // FrameType says which of the three frame shapes a Frame is.

@@ -27,8 +27,11 @@ func (m Mention) Is(ids ...string) bool {
 		if id == "" {
 			continue
 		}
-		if (m.UUID != "" && strings.EqualFold(m.UUID, id)) || m.Number == id ||
-			(m.Name != "" && (m.Name == id || strings.EqualFold(m.Name, id) && looksLikeUUID(id))) {
+		switch {
+		case m.UUID != "" && strings.EqualFold(m.UUID, id),
+			m.Number == id,
+			m.Name == id,
+			looksLikeUUID(id) && strings.EqualFold(m.Name, id):
 			return true
 		}
 	}
@@ -138,8 +141,13 @@ func StripMentions(text string, mentions []Mention, ids ...string) string {
 		writeJoined(&b, text[prev:s.lo], prev > 0)
 		prev = s.hi
 	}
-	writeJoined(&b, text[prev:], true)
-	return strings.TrimRightFunc(b.String(), unicode.IsSpace)
+	tail := text[prev:]
+	if strings.TrimSpace(tail) == "" {
+		// The last removal ends the text: drop the space that led up to it.
+		return strings.TrimRightFunc(b.String(), unicode.IsSpace)
+	}
+	writeJoined(&b, tail, true)
+	return b.String()
 }
 
 // writeJoined appends seg after a removed mention (when afterRemoval): its

@@ -36,7 +36,10 @@ type Envelope struct {
 	SourceDevice Int64 `json:"sourceDevice"`
 	// Timestamp is the sender's sent time in ms, which is the message id used
 	// by quotes, reactions, receipts, deletes and edits.
-	Timestamp                Int64 `json:"timestamp"`
+	Timestamp Int64 `json:"timestamp"`
+	// ServerReceivedTimestamp and ServerDeliveredTimestamp are the Signal
+	// server's times in ms (signal-cli 0.13.8 and later); they differ between
+	// redeliveries, so they are not part of a frame's Identity.
 	ServerReceivedTimestamp  Int64 `json:"serverReceivedTimestamp"`
 	ServerDeliveredTimestamp Int64 `json:"serverDeliveredTimestamp"`
 
@@ -64,13 +67,13 @@ type DataMessage struct {
 	IsExpirationUpdate bool `json:"isExpirationUpdate"`
 	ViewOnce           bool `json:"viewOnce"`
 
-	Reaction     *Reaction    `json:"reaction"`
-	Quote        *Quote       `json:"quote"`
-	Payment      *Payment     `json:"payment"`
-	Mentions     []Mention    `json:"mentions"`
-	Previews     []Preview    `json:"previews"`
-	Attachments  []Attachment `json:"attachments"`
-	Sticker      *Sticker     `json:"sticker"`
+	Reaction     *Reaction     `json:"reaction"`
+	Quote        *Quote        `json:"quote"`
+	Payment      *Payment      `json:"payment"`
+	Mentions     []Mention     `json:"mentions"`
+	Previews     []Preview     `json:"previews"`
+	Attachments  []Attachment  `json:"attachments"`
+	Sticker      *Sticker      `json:"sticker"`
 	RemoteDelete *RemoteDelete `json:"remoteDelete"`
 	// Contacts are shared contact cards, kept as raw JSON because a bot
 	// rarely needs them and their shape is large; nil when absent or null.
@@ -270,9 +273,10 @@ type SyncMessage struct {
 	Type string `json:"type"`
 }
 
-// IsEmpty reports whether the sync message carries nothing this model knows.
+// IsEmpty reports whether the sync message carries nothing this model knows
+// (true for nil).
 func (s *SyncMessage) IsEmpty() bool {
-	return s.SentMessage == nil && s.SentStoryMessage == nil && s.BlockedNumbers == nil &&
+	return s == nil || s.SentMessage == nil && s.SentStoryMessage == nil && s.BlockedNumbers == nil &&
 		s.BlockedGroupIDs == nil && s.ReadMessages == nil && s.Type == ""
 }
 

@@ -16,12 +16,12 @@ const groupIDBytes = 32
 // Group id errors; GroupInternalID wraps one of them.
 var (
 	// ErrGroupPrefix: the id does not start with "group.".
-	ErrGroupPrefix = errors.New("signal: REST group id does not start with \"group.\"")
-	// ErrGroupEncoding: one of the two base64 layers is not canonical
-	// standard base64 with padding.
-	ErrGroupEncoding = errors.New("signal: REST group id is not base64 of a base64 internal id")
+	ErrGroupPrefix = errors.New("REST group id does not start with \"group.\"")
+	// ErrGroupEncoding: a base64 layer of the id is not canonical standard
+	// base64 with padding.
+	ErrGroupEncoding = errors.New("group id is not standard base64")
 	// ErrGroupSize: the inner layer does not decode to exactly 32 bytes.
-	ErrGroupSize = errors.New("signal: group id does not decode to 32 bytes")
+	ErrGroupSize = errors.New("group id does not decode to 32 bytes")
 )
 
 // GroupRESTID converts an internal group id, as found in received JSON
@@ -46,21 +46,21 @@ func GroupRESTID(internal string) string {
 func GroupInternalID(rest string) (string, error) {
 	outer, ok := strings.CutPrefix(rest, GroupRESTPrefix)
 	if !ok {
-		return "", fmt.Errorf("%w; pass the REST id (group.<base64>), not the internal id from received JSON", ErrGroupPrefix)
+		return "", fmt.Errorf("signal: group id: %w; pass the REST id (group.<base64>), not the internal id from received JSON", ErrGroupPrefix)
 	}
 	if outer == "" {
-		return "", fmt.Errorf("%w: nothing follows the prefix", ErrGroupEncoding)
+		return "", fmt.Errorf("signal: group id: %w: nothing follows the prefix", ErrGroupEncoding)
 	}
 	internal, err := strictBase64(outer)
 	if err != nil {
-		return "", fmt.Errorf("%w: outer layer: %v", ErrGroupEncoding, err)
+		return "", fmt.Errorf("signal: group id: %w: outer layer (the REST encoding): %v", ErrGroupEncoding, err)
 	}
 	raw, err := strictBase64(string(internal))
 	if err != nil {
-		return "", fmt.Errorf("%w: inner layer: %v", ErrGroupEncoding, err)
+		return "", fmt.Errorf("signal: group id: %w: inner layer (the internal id): %v", ErrGroupEncoding, err)
 	}
 	if len(raw) != groupIDBytes {
-		return "", fmt.Errorf("%w: got %d bytes", ErrGroupSize, len(raw))
+		return "", fmt.Errorf("signal: group id: %w: got %d bytes", ErrGroupSize, len(raw))
 	}
 	return string(internal), nil
 }
@@ -70,10 +70,10 @@ func GroupInternalID(rest string) (string, error) {
 func ValidateGroupInternalID(internal string) error {
 	raw, err := strictBase64(internal)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrGroupEncoding, err)
+		return fmt.Errorf("signal: group id: %w: %v", ErrGroupEncoding, err)
 	}
 	if len(raw) != groupIDBytes {
-		return fmt.Errorf("%w: got %d bytes", ErrGroupSize, len(raw))
+		return fmt.Errorf("signal: group id: %w: got %d bytes", ErrGroupSize, len(raw))
 	}
 	return nil
 }

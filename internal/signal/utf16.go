@@ -16,10 +16,10 @@ import (
 // Offset conversion errors.
 var (
 	// ErrUTF16Range: an offset or length is negative or past the end.
-	ErrUTF16Range = errors.New("signal: UTF-16 offset out of range")
+	ErrUTF16Range = errors.New("UTF-16 offset out of range")
 	// ErrUTF16Split: an offset falls inside a character (between the two
 	// halves of a surrogate pair, or inside a UTF-8 sequence).
-	ErrUTF16Split = errors.New("signal: offset falls inside a character")
+	ErrUTF16Split = errors.New("offset falls inside a character")
 )
 
 // unitsOf returns how many UTF-16 code units r needs.
@@ -43,7 +43,7 @@ func UTF16Len(s string) int {
 // offset equal to UTF16Len(s) gives len(s).
 func UTF16ToByteOffset(s string, units int) (int, error) {
 	if units < 0 {
-		return 0, fmt.Errorf("%w: offset %d is negative", ErrUTF16Range, units)
+		return 0, fmt.Errorf("signal: utf16: %w: offset %d is negative", ErrUTF16Range, units)
 	}
 	u := 0
 	for i, r := range s {
@@ -52,20 +52,20 @@ func UTF16ToByteOffset(s string, units int) (int, error) {
 		}
 		u += unitsOf(r)
 		if u > units {
-			return 0, fmt.Errorf("%w: UTF-16 offset %d", ErrUTF16Split, units)
+			return 0, fmt.Errorf("signal: utf16: %w: UTF-16 offset %d", ErrUTF16Split, units)
 		}
 	}
 	if u == units {
 		return len(s), nil
 	}
-	return 0, fmt.Errorf("%w: offset %d, text has %d units", ErrUTF16Range, units, u)
+	return 0, fmt.Errorf("signal: utf16: %w: offset %d, text has %d units", ErrUTF16Range, units, u)
 }
 
 // ByteToUTF16Offset converts a byte offset in s, which must fall on a
 // character boundary, to a UTF-16 offset.
 func ByteToUTF16Offset(s string, byteOffset int) (int, error) {
 	if byteOffset < 0 || byteOffset > len(s) {
-		return 0, fmt.Errorf("%w: byte offset %d, text has %d bytes", ErrUTF16Range, byteOffset, len(s))
+		return 0, fmt.Errorf("signal: utf16: %w: byte offset %d, text has %d bytes", ErrUTF16Range, byteOffset, len(s))
 	}
 	u := 0
 	for i, r := range s {
@@ -73,7 +73,7 @@ func ByteToUTF16Offset(s string, byteOffset int) (int, error) {
 			return u, nil
 		}
 		if i > byteOffset {
-			return 0, fmt.Errorf("%w: byte offset %d", ErrUTF16Split, byteOffset)
+			return 0, fmt.Errorf("signal: utf16: %w: byte offset %d", ErrUTF16Split, byteOffset)
 		}
 		u += unitsOf(r)
 	}
@@ -81,7 +81,7 @@ func ByteToUTF16Offset(s string, byteOffset int) (int, error) {
 	if byteOffset == len(s) {
 		return u, nil
 	}
-	return 0, fmt.Errorf("%w: byte offset %d", ErrUTF16Split, byteOffset)
+	return 0, fmt.Errorf("signal: utf16: %w: byte offset %d", ErrUTF16Split, byteOffset)
 }
 
 // SliceUTF16 returns the part of s at UTF-16 offset start with UTF-16 length
@@ -97,10 +97,10 @@ func SliceUTF16(s string, start, length int) (string, error) {
 // utf16Span converts a UTF-16 range to byte offsets.
 func utf16Span(s string, start, length int) (lo, hi int, err error) {
 	if length < 0 {
-		return 0, 0, fmt.Errorf("%w: length %d is negative", ErrUTF16Range, length)
+		return 0, 0, fmt.Errorf("signal: utf16: %w: length %d is negative", ErrUTF16Range, length)
 	}
 	if start > maxInt-length {
-		return 0, 0, fmt.Errorf("%w: start %d plus length %d overflows", ErrUTF16Range, start, length)
+		return 0, 0, fmt.Errorf("signal: utf16: %w: start %d plus length %d overflows", ErrUTF16Range, start, length)
 	}
 	if lo, err = UTF16ToByteOffset(s, start); err != nil {
 		return 0, 0, err

@@ -291,6 +291,7 @@ type request struct {
 	query    url.Values // may be nil
 	body     any        // JSON-encoded when non-nil
 	long     bool       // use the attachment timeout
+	raw      bool       // the 2xx body is not JSON (attachment bytes)
 	// handle consumes a 2xx response. Its errors count as unusable responses.
 	handle func(*http.Response) error
 }
@@ -342,7 +343,11 @@ func (c *Client) do(ctx context.Context, r request) error {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Accept", "application/json")
+	if r.raw {
+		req.Header.Set("Accept", "*/*")
+	} else {
+		req.Header.Set("Accept", "application/json")
+	}
 	req.Header.Set("User-Agent", c.userAgent)
 	if c.auth != "" {
 		req.Header.Set("Authorization", c.auth)

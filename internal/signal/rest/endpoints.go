@@ -198,6 +198,7 @@ func (c *Client) GetAttachment(ctx context.Context, id string, maxBytes int64) (
 		endpoint: EndpointAttachment,
 		path:     "/v1/attachments/" + url.PathEscape(id),
 		long:     true,
+		raw:      true,
 		handle: func(resp *http.Response) error {
 			tooLarge := fmt.Errorf("%w of %d bytes; raise the limit or skip this attachment", ErrAttachmentTooLarge, maxBytes)
 			if resp.ContentLength > maxBytes {

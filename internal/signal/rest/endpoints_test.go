@@ -264,7 +264,11 @@ func TestEndpoints(t *testing.T) {
 			if tt.body != "" {
 				wantCT = "application/json"
 			}
-			want := []recorded{{Method: tt.method, URI: tt.uri, ContentType: wantCT, Auth: "Bearer tok", UserAgent: "test-agent", Body: tt.body}}
+			accept := "application/json"
+			if tt.endpoint == EndpointAttachment && tt.method == "GET" {
+				accept = "*/*"
+			}
+			want := []recorded{{Method: tt.method, URI: tt.uri, ContentType: wantCT, Accept: accept, Auth: "Bearer tok", UserAgent: "test-agent", Body: tt.body}}
 			if d := cmp.Diff(want, rec.requests()); d != "" {
 				t.Errorf("request (-want +got):\n%s", d)
 			}
@@ -313,7 +317,7 @@ func TestBaseURLPrefixAndAuthHeader(t *testing.T) {
 			if err := c.Health(context.Background()); err != nil {
 				t.Fatalf("Health: %v", err)
 			}
-			want := []recorded{{Method: "GET", URI: tt.wantURI, Auth: tt.wantAuth, UserAgent: DefaultUserAgent}}
+			want := []recorded{{Method: "GET", URI: tt.wantURI, Accept: "application/json", Auth: tt.wantAuth, UserAgent: DefaultUserAgent}}
 			if d := cmp.Diff(want, rec.requests()); d != "" {
 				t.Errorf("request (-want +got):\n%s", d)
 			}
@@ -330,7 +334,10 @@ func TestArgumentErrors(t *testing.T) {
 	}{
 		{
 			name: "send without recipients",
-			call: func(ctx context.Context, c *Client) error { _, err := c.Send(ctx, SendRequest{Message: "x"}); return err },
+			call: func(ctx context.Context, c *Client) error {
+				_, err := c.Send(ctx, SendRequest{Message: "x"})
+				return err
+			},
 			want: "rest: send: no recipients; set SendRequest.Recipients to a number, UUID, username or one group id",
 		},
 		{

@@ -79,9 +79,9 @@ func TestStatusErrors(t *testing.T) {
 			outcome:  OutcomeAPIError,
 		},
 		{
-			name:  "429 with challenge token",
-			reply: reply{429, "application/json", `{"error":"` + rateLimitMsg + `","challenge_tokens":["9c2d3f6e-0a1b-4c5d-8e7f-001122334455"],"account":"+15550000001"}`},
-			call:  send,
+			name:    "429 with challenge token",
+			reply:   reply{429, "application/json", `{"error":"` + rateLimitMsg + `","challenge_tokens":["9c2d3f6e-0a1b-4c5d-8e7f-001122334455"],"account":"+15550000001"}`},
+			call:    send,
 			wantAPI: &APIError{Status: 429, Message: rateLimitMsg, Endpoint: "/v2/send", Method: "POST"},
 			wantRL: &RateLimitError{Status: 429, Message: rateLimitMsg, ChallengeTokens: []string{"9c2d3f6e-0a1b-4c5d-8e7f-001122334455"},
 				Account: "+15550000001", Endpoint: "/v2/send", Method: "POST"},

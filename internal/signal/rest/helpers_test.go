@@ -16,6 +16,7 @@ type recorded struct {
 	Method      string
 	URI         string // RequestURI: the path exactly as sent, with the query
 	ContentType string
+	Accept      string
 	Auth        string
 	UserAgent   string
 	Body        string
@@ -45,6 +46,7 @@ func newRecorder(t *testing.T, rp reply) *recorder {
 			Method:      r.Method,
 			URI:         r.RequestURI,
 			ContentType: r.Header.Get("Content-Type"),
+			Accept:      r.Header.Get("Accept"),
 			Auth:        r.Header.Get("Authorization"),
 			UserAgent:   r.Header.Get("User-Agent"),
 			Body:        string(b),
