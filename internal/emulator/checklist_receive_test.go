@@ -250,6 +250,9 @@ func TestChecklistPingsPongsReadLimitAndNoIdleClose(t *testing.T) {
 		e := start(t, Config{PingInterval: 10 * time.Millisecond})
 		// This client never answers pings and never sends anything.
 		c := dialURL(t, e.WebsocketURL(bot), nil, false)
+		if err := e.WaitSockets(ctxT(t), bot, 1); err != nil {
+			t.Fatal(err)
+		}
 		waitFor(t, "10 unanswered pings", func() bool { return c.pings.Load() >= 10 })
 		if e.OpenSockets(bot) != 1 || sock(t, e, 1).PongsReceived != 0 {
 			t.Fatal("idle socket was closed or pongs were counted")

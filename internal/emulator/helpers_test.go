@@ -177,13 +177,20 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// sock returns a socket's stats, waiting for it to be registered: a client's dial returns
+// before the server has set the socket up.
 func sock(t *testing.T, e *Emulator, index int64) SocketStats {
 	t.Helper()
-	s, ok := e.Socket(index)
-	if !ok {
-		t.Fatalf("no socket %d", index)
+	deadline := time.Now().Add(waitLong)
+	for {
+		if s, ok := e.Socket(index); ok {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no socket %d", index)
+		}
+		time.Sleep(time.Millisecond)
 	}
-	return s
 }
 
 func frameFor(account, text string) []byte {

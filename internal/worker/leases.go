@@ -64,10 +64,26 @@ func (m *leaseManager) get(shard int) (streams.Lease, bool) {
 
 func (m *leaseManager) run(ctx context.Context) {
 	ttl := m.w.cfg.LeaseTTL
+	// The fence runs on its own: a step blocked on an unreachable Redis must
+	// not delay it.
+	fctx, stopFence := context.WithCancel(context.Background())
+	fenceDone := make(chan struct{})
+	go func() {
+		defer close(fenceDone)
+		fence := time.NewTicker(ttl / 12)
+		defer fence.Stop()
+		for {
+			select {
+			case <-fctx.Done():
+				return
+			case <-fence.C:
+				m.selfFence()
+			}
+		}
+	}()
+	defer func() { stopFence(); <-fenceDone }()
 	tick := time.NewTicker(ttl / 3)
 	defer tick.Stop()
-	fence := time.NewTicker(ttl / 12)
-	defer fence.Stop()
 	m.step(ctx)
 	for {
 		select {
@@ -76,8 +92,6 @@ func (m *leaseManager) run(ctx context.Context) {
 			return
 		case <-tick.C:
 			m.step(ctx)
-		case <-fence.C:
-			m.selfFence()
 		}
 	}
 }

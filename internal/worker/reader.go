@@ -25,6 +25,8 @@ type reader struct {
 	backlog []int        // acquired, history not read yet
 	connID  int64
 	wake    chan struct{}
+	// unblocking is set while a CLIENT UNBLOCK is on its way.
+	unblocking bool
 }
 
 // blockFor bounds one blocking read; a wake-up or a new entry ends it sooner.
@@ -62,12 +64,24 @@ func (r *reader) poke() {
 	}
 	r.mu.Lock()
 	id := r.connID
+	busy := r.unblocking
+	if id != 0 && !busy {
+		r.unblocking = true
+	}
 	r.mu.Unlock()
-	if id != 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	if id == 0 || busy {
+		return
+	}
+	// Asynchronous: poke is called on the self-fencing path, which must not
+	// wait for a Redis that may be unreachable.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		_ = r.w.rdb.ClientUnblock(ctx, id).Err()
 		cancel()
-	}
+		r.mu.Lock()
+		r.unblocking = false
+		r.mu.Unlock()
+	}()
 }
 
 func (r *reader) run(ctx context.Context) {

@@ -234,7 +234,9 @@ func TestPoisonEntryParkedAfterExactAttemptsWhileOthersFlow(t *testing.T) {
 		e.append("conv-0", i)
 	}
 	eventually(t, 10*time.Second, func() bool { return rec.total() == 20 }, "other conversation flows")
-	eventually(t, 10*time.Second, func() bool { return e.c.XLen(context.Background(), e.keys.DLQ(streams.ShardOf("conv-poison", 2))).Val() == 1 }, "poison parked")
+	eventually(t, 10*time.Second, func() bool {
+		return e.c.XLen(context.Background(), e.keys.DLQ(streams.ShardOf("conv-poison", 2))).Val() == 1
+	}, "poison parked")
 	if n := poisonCalls.Load(); n != 3 {
 		t.Fatalf("poison handled %d times, want 1 + DLQ_MAX_RETRIES = 3", n)
 	}
