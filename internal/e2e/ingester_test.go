@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +66,16 @@ func convKey(em emulator.Emitted) string {
 // streams hold: every delivered event once, each conversation in emit order.
 func checkExactlyOnceInOrder(t *testing.T, emitted []emulator.Emitted, got []streamEntry) {
 	t.Helper()
+	if n, late := checkExactlyOnce(t, emitted, got); n > 0 {
+		t.Fatalf("%d entries landed after newer ones of their conversation (up to %v late)", n, late)
+	}
+}
+
+// checkExactlyOnce asserts every delivered event is in the streams exactly
+// once and returns how many entries landed after a newer entry of the same
+// conversation, and by how much at most (stream id time difference).
+func checkExactlyOnce(t *testing.T, emitted []emulator.Emitted, got []streamEntry) (outOfOrder int, maxLate time.Duration) {
+	t.Helper()
 	count := map[string]int{}
 	byTS := map[string]streamEntry{}
 	for _, g := range got {
@@ -100,16 +109,27 @@ func checkExactlyOnceInOrder(t *testing.T, emitted []emulator.Emitted, got []str
 	if lost > 0 || dups > 0 {
 		t.Fatalf("%d of %d delivered events lost, %d duplicated", lost, delivered, dups)
 	}
-	for conv, list := range perConv {
-		ids := make([]string, len(list))
-		for i, g := range list {
-			ids[i] = g.id
-		}
-		if !sort.SliceIsSorted(ids, func(i, j int) bool { return streamIDLess(ids[i], ids[j]) }) {
-			t.Fatalf("conversation %s out of order in its stream: %v", conv, ids)
+	for _, list := range perConv {
+		maxSeen := ""
+		for _, g := range list {
+			if maxSeen != "" && streamIDLess(g.id, maxSeen) {
+				outOfOrder++
+				if d := time.Duration(idMillis(maxSeen)-idMillis(g.id)) * time.Millisecond; d > maxLate {
+					maxLate = d
+				}
+				continue
+			}
+			maxSeen = g.id
 		}
 	}
-	t.Logf("%d delivered events, all appended exactly once, in order", delivered)
+	t.Logf("%d delivered events, all appended exactly once; %d landed after newer ones (max %v)", delivered, outOfOrder, maxLate)
+	return outOfOrder, maxLate
+}
+
+func idMillis(id string) int64 {
+	var ms int64
+	fmt.Sscanf(id, "%d-", &ms)
+	return ms
 }
 
 func streamIDLess(a, b string) bool {
@@ -244,7 +264,13 @@ func TestRedisOutageWithSpoolAndIngesterCrash(t *testing.T) {
 	}
 	a2.WaitReady(t, 20*time.Second)
 	time.Sleep(2 * time.Second)
-	checkExactlyOnceInOrder(t, deliveredToAny(gen.Emitted()), e.readStreams(16))
+	// Frames only the crashed replica's peer saw are repairs here: they may
+	// land after newer ones, by at most the other replica's replay
+	// (ARCHITECTURE §5.4, §5.6).
+	n, late := checkExactlyOnce(t, deliveredToAny(gen.Emitted()), e.readStreams(16))
+	if late > 5*time.Second {
+		t.Fatalf("%d entries out of order by up to %v", n, late)
+	}
 	_ = b
 }
 

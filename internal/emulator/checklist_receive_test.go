@@ -348,6 +348,17 @@ func TestChecklistWebhook(t *testing.T) {
 	if err := New(Config{Mode: ModeNormal, WebhookURL: "http://x"}).Start(); err == nil {
 		t.Fatal("webhook accepted outside json-rpc mode")
 	}
+
+	// Without the blocking flag, REST calls are answered while a webhook call is pending.
+	status.Store(200)
+	e2 := start(t, Config{WebhookURL: "http://" + l.Addr().String() + "/hook"})
+	go func() { injected <- e2.Inject(bot, f) }()
+	<-hits
+	do(t, http.MethodGet, e2.URL()+"/v1/groups/"+bot, "").expect(t, 200, "[]")
+	release <- struct{}{}
+	if n := <-injected; n != 0 {
+		t.Fatalf("Inject without sockets = %d", n)
+	}
 }
 
 func TestChecklistCrashSimulation(t *testing.T) {

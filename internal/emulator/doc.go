@@ -29,7 +29,9 @@
 //     closes a socket whose client frame exceeds 512 bytes, and never closes idle sockets.
 //   - Delivery modes (Faults.SetDelivery): DeliveryReliable (default; each socket gets
 //     every frame in order through its own queue), DeliveryBusyDrop (the real behaviour: a
-//     frame offered while the socket's previous frame is still being written is dropped)
+//     frame offered while the socket's previous frame is still being written is dropped;
+//     modelled with a busy flag, which is what the real non-blocking send on an
+//     unbuffered channel amounts to, minus the scheduler race right after connecting)
 //     and DeliveryGlobalStall (busy-drop plus one process-wide write mutex, so one stalled
 //     socket makes the others drop).
 //   - Sockets are identified by connection order (1, 2, …) and by the optional request
@@ -60,9 +62,11 @@
 // Where signal-cli itself would fail, the emulator chooses these texts: an unknown number
 // gives "Specified account does not exist" (json-rpc) or "User <number> is not
 // registered." (normal mode); a group unknown to the account gives "Group not found:
-// <internal id>" (the base64 id signal-cli knows, not the REST id); an empty typing,
-// reaction or remote-delete recipient gives "No recipients given". Usernames are accepted.
-// Every REST call except the admin API is recorded (Calls, WaitCalls).
+// <internal id>" (the base64 id signal-cli knows, not the REST id); an empty typing or
+// remote-delete recipient gives "No recipients given". Usernames are accepted.
+// Every REST call except the admin API is recorded (Calls, WaitCalls; the most recent
+// Config.MaxRecordedCalls are kept). A call the emulator does not answer (hang fault,
+// client gone, Close) has its connection cut instead of getting an empty response.
 //
 // # Faults (Emulator.Faults)
 //

@@ -71,6 +71,9 @@ type Config struct {
 	// MaxQueuedFrames bounds each socket's queue in reliable delivery; frames beyond it are
 	// dropped and counted (default 1,000,000).
 	MaxQueuedFrames int
+	// MaxRecordedCalls bounds the call log for long runs; the oldest calls are forgotten
+	// first (default 100,000).
+	MaxRecordedCalls int
 }
 
 func (c Config) withDefaults() Config {
@@ -98,6 +101,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxQueuedFrames <= 0 {
 		c.MaxQueuedFrames = 1_000_000
+	}
+	if c.MaxRecordedCalls <= 0 {
+		c.MaxRecordedCalls = 100_000
 	}
 	return c
 }
@@ -155,9 +161,12 @@ type Emulator struct {
 
 	closing   chan struct{}
 	closeOnce sync.Once
-	trackMu   sync.Mutex
-	closed    bool
-	wg        sync.WaitGroup
+	// ctx is canceled by Close; it bounds outgoing webhook calls, which have no timeout.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	trackMu sync.Mutex
+	closed  bool
+	wg      sync.WaitGroup
 
 	genMu sync.Mutex
 	gen   *Generator
@@ -187,6 +196,8 @@ func New(cfg Config) *Emulator {
 		closing: make(chan struct{}),
 		upCh:    make(chan struct{}),
 	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.calls.max = cfg.MaxRecordedCalls
 	e.state = newState(cfg.Accounts, cfg.Mode)
 	e.faults = newFaults(e)
 	e.rt = e.newRouter()
@@ -279,6 +290,7 @@ func (e *Emulator) Faults() *Faults { return e.faults }
 func (e *Emulator) Close() error {
 	e.closeOnce.Do(func() {
 		close(e.closing)
+		e.cancel()
 		e.StopGenerator()
 		e.faults.releaseAll()
 		e.lnMu.Lock()
@@ -300,8 +312,14 @@ func (e *Emulator) Close() error {
 	return nil
 }
 
-// Up reports whether the emulator is serving (started and not in a simulated crash).
+// Up reports whether the emulator is serving (started, not closed, not in a simulated
+// crash).
 func (e *Emulator) Up() bool {
+	select {
+	case <-e.closing:
+		return false
+	default:
+	}
 	e.lnMu.Lock()
 	defer e.lnMu.Unlock()
 	return e.started && !e.down

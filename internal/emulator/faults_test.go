@@ -237,3 +237,54 @@ func TestFaultsClearAndDeliveryValidation(t *testing.T) {
 		t.Fatal("WaitSockets without sockets returned nil")
 	}
 }
+
+func TestCloseReleasesEverything(t *testing.T) {
+	e := New(Config{PingInterval: 10 * time.Millisecond, Mode: ModeJSONRPC})
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Faults().SetDelivery(DeliveryGlobalStall); err != nil {
+		t.Fatal(err)
+	}
+	e.Faults().AddSocket(SocketFault{SocketSelector: SocketSelector{ClientID: "stuck"}, Stall: true})
+	e.Faults().HangSends(0)
+	stuck := dial(t, e, bot, http.Header{ClientIDHeader: {"stuck"}})
+	other := dial(t, e, bot, nil)
+	if err := e.WaitSockets(ctxT(t), bot, 2); err != nil {
+		t.Fatal(err)
+	}
+	e.Inject(bot, frameFor(bot, "x"))
+	e.Inject(bot, frameFor(bot, "y"))
+	hung := make(chan error, 1)
+	go func() {
+		_, err := http.Post(e.URL()+"/v2/send", "application/json", strings.NewReader(`{"number":"`+bot+`","recipients":["+2"]}`))
+		hung <- err
+	}()
+	if _, err := e.WaitCalls(ctxT(t), 1, CallFilter{Route: "/v2/send"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.StartGenerator(GeneratorConfig{Rate: 5, Duration: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() {
+		_ = e.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(waitLong):
+		t.Fatal("Close did not return with a stalled socket, a hung call and a running generator")
+	}
+	if err := <-hung; err == nil {
+		t.Fatal("hung call got an answer instead of a cut connection")
+	}
+	stuck.waitErr(t)
+	other.waitErr(t)
+	if e.Up() || e.Generator().Status().Running {
+		t.Fatal("still up after Close")
+	}
+	if err := e.Start(); err == nil {
+		t.Fatal("restart of a closed emulator accepted")
+	}
+}

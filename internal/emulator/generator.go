@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -32,13 +33,17 @@ const (
 	KindAttachment EventKind = "attachment"
 )
 
-// AllKinds lists the kinds in their canonical order.
-var AllKinds = []EventKind{KindText, KindCommand, KindReaction, KindReceipt, KindTyping, KindEdit, KindDelete, KindAttachment}
+// AllKinds returns the generator's event kinds in their canonical order.
+func AllKinds() []EventKind {
+	return []EventKind{KindText, KindCommand, KindReaction, KindReceipt, KindTyping, KindEdit, KindDelete, KindAttachment}
+}
 
-// DefaultWeights is the default event mix.
-var DefaultWeights = map[EventKind]int{
-	KindText: 40, KindCommand: 15, KindReaction: 10, KindReceipt: 10,
-	KindTyping: 10, KindEdit: 5, KindDelete: 5, KindAttachment: 5,
+// DefaultWeights returns the default event mix.
+func DefaultWeights() map[EventKind]int {
+	return map[EventKind]int{
+		KindText: 40, KindCommand: 15, KindReaction: 10, KindReceipt: 10,
+		KindTyping: 10, KindEdit: 5, KindDelete: 5, KindAttachment: 5,
+	}
 }
 
 // ConversationType is the kind of a generated conversation.
@@ -75,7 +80,7 @@ type GeneratorConfig struct {
 	Duration time.Duration
 	// Seed makes the traffic reproducible: same seed and config give the same sequence.
 	Seed uint64
-	// Weights is the event mix (default DefaultWeights); missing kinds get weight 0.
+	// Weights is the event mix (default DefaultWeights()); missing kinds get weight 0.
 	Weights map[EventKind]int
 	// BaseTime, when set, makes envelope timestamps a deterministic virtual clock starting
 	// there (so payloads are byte-identical across runs); otherwise timestamps follow the
@@ -112,8 +117,9 @@ type Emitted struct {
 	// Text is the body (or new body of an edit), empty when none.
 	Text string `json:"text,omitempty"`
 	// Sockets is how many websockets accepted the frame (queued or handed to the writer).
-	Sockets int    `json:"sockets"`
-	Raw     []byte `json:"raw,omitempty"`
+	Sockets int `json:"sockets"`
+	// Raw is the frame when GeneratorConfig.KeepRaw is set (inline JSON in the admin API).
+	Raw json.RawMessage `json:"raw,omitempty"`
 }
 
 // GenConversation describes a generated conversation.
@@ -260,7 +266,7 @@ func (e *Emulator) newGenerator(cfg GeneratorConfig) (*Generator, error) {
 		cfg.Burst = 1
 	}
 	if cfg.Weights == nil {
-		cfg.Weights = DefaultWeights
+		cfg.Weights = DefaultWeights()
 	}
 	g := &Generator{
 		e:    e,
@@ -269,7 +275,7 @@ func (e *Emulator) newGenerator(cfg GeneratorConfig) (*Generator, error) {
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	for _, k := range AllKinds {
+	for _, k := range AllKinds() {
 		if w := cfg.Weights[k]; w > 0 {
 			g.kinds = append(g.kinds, k)
 			g.weights = append(g.weights, w)
@@ -277,7 +283,7 @@ func (e *Emulator) newGenerator(cfg GeneratorConfig) (*Generator, error) {
 		}
 	}
 	for k := range cfg.Weights {
-		if !slices.Contains(AllKinds, k) {
+		if !slices.Contains(AllKinds(), k) {
 			return nil, fmt.Errorf("emulator: generator: unknown event kind %q", k)
 		}
 	}

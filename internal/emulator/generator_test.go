@@ -200,7 +200,7 @@ func TestGeneratorPayloadShapesAndRecords(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range AllKinds {
+	for _, k := range AllKinds() {
 		if kinds[k] == 0 {
 			t.Fatalf("no %s events in %v", k, kinds)
 		}

@@ -337,13 +337,13 @@ func (k *socket) close() {
 	})
 }
 
-var upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-
 func (e *Emulator) serveWebsocket(c *reqCtx, number string) {
 	// Number the connection before the handshake answer: a client whose dial returned
 	// first always gets the lower index. A failed upgrade leaves a gap.
 	index := e.hub.nextIndex()
-	conn, err := upgrader.Upgrade(c.w, c.r, nil)
+	// Any Origin is accepted; no subprotocol, no auth (reference §2.2).
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	conn, err := up.Upgrade(c.w, c.r, nil)
 	if err != nil {
 		// gorilla already answered 400 "Bad Request\n"; the real handler then appends its
 		// JSON error to the same body (#184, #665).
@@ -351,11 +351,6 @@ func (e *Emulator) serveWebsocket(c *reqCtx, number string) {
 		return
 	}
 	e.calls.update(c.call, func(cl *Call) { cl.Status = http.StatusSwitchingProtocols })
-	if !e.track() {
-		_ = conn.Close()
-		return
-	}
-	defer e.wg.Done()
 	k := &socket{
 		e:           e,
 		id:          index,
@@ -512,18 +507,7 @@ func (e *Emulator) postWebhook(frame []byte) {
 	if e.cfg.WebhookURL == "" {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		select {
-		case <-e.closing:
-			cancel()
-		case <-stop:
-		}
-	}()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.cfg.WebhookURL, bytes.NewReader(events.Notification(frame)))
+	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, e.cfg.WebhookURL, bytes.NewReader(events.Notification(frame)))
 	if err != nil {
 		e.st.webhookFailed.Add(1)
 		e.log.Warn("webhook request invalid: check the webhook URL", zap.Error(err))

@@ -99,6 +99,12 @@ func (e *Emulator) newRouter() *router {
 
 // ServeHTTP serves the emulated REST API and, under /_emulator/, the admin API.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Handlers are owned goroutines too: Close waits for them (they all give up on close).
+	if !e.track() {
+		http.Error(w, "emulator closed", http.StatusServiceUnavailable)
+		return
+	}
+	defer e.wg.Done()
 	if strings.HasPrefix(r.URL.Path, adminPrefix) {
 		e.serveAdmin(w, r)
 		return
@@ -139,6 +145,11 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &respWriter{ResponseWriter: w}
 	c := &reqCtx{e: e, w: rw, r: r, route: rt, params: params, body: body, call: call}
 	defer func() {
+		if rw.status == 0 {
+			// The handler gave up without answering (client gone, emulator closing, a held
+			// call): cut the connection instead of letting net/http send an empty 200.
+			rw.abort()
+		}
 		e.calls.update(call, func(cl *Call) {
 			cl.Status = rw.status
 			cl.Duration = time.Since(start)
@@ -271,6 +282,15 @@ func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		w.status = http.StatusSwitchingProtocols
 	}
 	return conn, rw, err
+}
+
+// abort closes the connection without writing a response.
+func (w *respWriter) abort() {
+	if h, ok := w.ResponseWriter.(http.Hijacker); ok {
+		if conn, _, err := h.Hijack(); err == nil {
+			_ = conn.Close()
+		}
+	}
 }
 
 func (w *respWriter) Flush() {

@@ -52,6 +52,9 @@ type Config struct {
 	QuarantineDedup   time.Duration
 	StreamMaxLen      int64
 	BackpressureCheck time.Duration // default 5s
+	// SpoolReplayMark is how long the leader's "replaying my spool" mark
+	// lives without renewal (default 10s); a crashed leader's mark expires.
+	SpoolReplayMark time.Duration
 }
 
 // Stats are the ingester's counters (read by internal/metrics).
@@ -104,6 +107,9 @@ type Ingester struct {
 	queue    []item // FIFO of frames due now
 	repair   []item // standby frames waiting for their due time, in arrival order
 	spooling bool   // frames go to the spool until it is replayed
+	// recoveredAt is when a standby first reached Redis again while spooling
+	// (only the append goroutine touches it).
+	recoveredAt time.Time
 	gen      uint64 // bumped when the queue moves to the spool
 	wake     chan struct{}
 }
@@ -124,6 +130,9 @@ func New(cfg Config, store *streams.Store, role Role, spool Spool, log *zap.Logg
 	}
 	if cfg.QuarantineDedup <= 0 {
 		cfg.QuarantineDedup = time.Hour
+	}
+	if cfg.SpoolReplayMark <= 0 {
+		cfg.SpoolReplayMark = 10 * time.Second
 	}
 	if cfg.BackpressureCheck <= 0 {
 		cfg.BackpressureCheck = 5 * time.Second
@@ -385,6 +394,7 @@ func (in *Ingester) appendLoop(ctx context.Context) {
 		for ctx.Err() == nil {
 			progressed, err := in.step(ctx)
 			if err != nil {
+				in.recoveredAt = time.Time{} // a new outage: a standby waits again before replaying
 				if !in.stats.RedisDown.Swap(true) {
 					in.log.Error("redis unavailable: frames are kept in memory or spooled until it returns", zap.Error(err))
 				}
@@ -510,6 +520,9 @@ func (in *Ingester) replaySpool(ctx context.Context) (bool, error) {
 	if in.stats.Backpressure.Load() {
 		return false, nil
 	}
+	if ok, err := in.replayAllowed(ctx); !ok || err != nil {
+		return false, err
+	}
 	var werr error
 	n, err := in.spool.ReplayBatch(ctx, in.cfg.MaxBatch, func(recs [][]byte) error {
 		batch := make([]item, 0, len(recs))
@@ -536,12 +549,36 @@ func (in *Ingester) replaySpool(ctx context.Context) (bool, error) {
 		return true, nil
 	}
 	in.mu.Lock()
-	if in.spool.Depth() == 0 {
+	drained := in.spool.Depth() == 0
+	if drained {
 		in.spooling = false
 		in.log.Info("spool replayed; appending directly again")
 	}
 	in.mu.Unlock()
+	if drained {
+		in.recoveredAt = time.Time{}
+		if err := in.store.ClearSpoolReplay(ctx, in.cfg.Instance); err != nil {
+			return false, err
+		}
+	}
 	return false, nil
+}
+
+// replayAllowed serialises spool replays across replicas after an outage
+// (ARCHITECTURE §5.6): one replica at a time holds the replay mark, so each
+// replays its frames in order without interleaving with another's. The
+// leader may take it at once; a standby only REPAIR_DELAY after it reached
+// Redis again, so the leader usually goes first and a standby's replay is
+// mostly duplicates plus the frames the leader never saw (repairs, which land
+// after newer frames).
+func (in *Ingester) replayAllowed(ctx context.Context) (bool, error) {
+	if in.recoveredAt.IsZero() {
+		in.recoveredAt = time.Now()
+	}
+	if !in.role.IsLeader() && time.Since(in.recoveredAt) < in.cfg.RepairDelay {
+		return false, nil
+	}
+	return in.store.TakeSpoolReplay(ctx, in.cfg.Instance, in.cfg.SpoolReplayMark)
 }
 
 // backpressureLoop watches shard lengths (ARCHITECTURE §9.1).

@@ -144,8 +144,12 @@ func TestLeaderAndStandbyAppendEachFrameOnceInOrder(t *testing.T) {
 	h := newHarness(t, srv, 8)
 	lead, stand := &fakeRole{}, &fakeRole{}
 	lead.leader.Store(true)
+	// A repair delay well above the leader's append latency under -race: a
+	// standby that appends first is a repair, which this test must not see.
+	cfg := h.cfg("b")
+	cfg.RepairDelay = time.Second
 	a := h.start(h.cfg("a"), lead, nil)
-	b := h.start(h.cfg("b"), stand, nil)
+	b := h.start(cfg, stand, nil)
 	const convs, per = 20, 15
 	ts := int64(1767225600000)
 	for i := 0; i < per; i++ {

@@ -118,7 +118,7 @@ type checkList []Check
 func (l checkList) MarshalLogArray(enc zapcore.ArrayEncoder) error {
 	for _, c := range l {
 		if err := enc.AppendObject(zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
-			o.AddString("name", c.Name)
+			o.AddString("check", c.Name)
 			o.AddString("status", string(c.Status))
 			o.AddString("detail", c.Message)
 			return nil

@@ -263,7 +263,7 @@ func TestReportSummaryAndLog(t *testing.T) {
 		if line.Level != tc.level.String() || line.Msg != tc.summary || line.OK != tc.ok || len(line.Checks) != len(tc.r.Checks) {
 			t.Errorf("log line %s", lines[0])
 		}
-		if line.Checks[0]["name"] != tc.r.Checks[0].Name || line.Checks[0]["status"] != string(tc.r.Checks[0].Status) {
+		if line.Checks[0]["check"] != tc.r.Checks[0].Name || line.Checks[0]["status"] != string(tc.r.Checks[0].Status) {
 			t.Errorf("checks field %v", line.Checks)
 		}
 	}

@@ -75,6 +75,9 @@ func (k Keys) LeaderEpoch() string { return k.global("ingest:epoch") }
 // IngestMembers is the zset of live ingesters.
 func (k Keys) IngestMembers() string { return k.global("ingest:members") }
 
+// SpoolReplay marks a leader replaying its outage spool.
+func (k Keys) SpoolReplay() string { return k.global("ingest:spool-replay") }
+
 // Quarantine is the stream of frames that could not be ingested.
 func (k Keys) Quarantine() string { return k.global("quarantine") }
 

@@ -242,3 +242,29 @@ func (s *Store) NextEpoch(ctx context.Context, key string) (int64, error) {
 	}
 	return e, nil
 }
+
+// TakeSpoolReplay lets one replica at a time replay its outage spool
+// (ARCHITECTURE §5.6): it takes the mark when free, or renews it when it is
+// already this instance's, for ttl.
+func (s *Store) TakeSpoolReplay(ctx context.Context, instance string, ttl time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, s.keys.SpoolReplay(), instance, ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("streams: spool replay mark: %w", err)
+	}
+	if ok {
+		return true, nil
+	}
+	n, err := refreshLease.Run(ctx, s.rdb, []string{s.keys.SpoolReplay()}, instance, ttl.Milliseconds()).Int64()
+	if err != nil {
+		return false, fmt.Errorf("streams: spool replay mark: %w", err)
+	}
+	return n == 1, nil
+}
+
+// ClearSpoolReplay gives the replay mark back if it is this instance's.
+func (s *Store) ClearSpoolReplay(ctx context.Context, instance string) error {
+	if _, err := releaseLease.Run(ctx, s.rdb, []string{s.keys.SpoolReplay()}, instance).Result(); err != nil {
+		return fmt.Errorf("streams: clear spool replay: %w", err)
+	}
+	return nil
+}

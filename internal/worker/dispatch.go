@@ -25,6 +25,7 @@ type dispatcher struct {
 	running  int
 	byShard  map[int]int // running entries per shard
 	shardCtx map[int]shardCtx
+	open     map[int]bool // shards whose entries may be queued (held, not being released)
 	stopping bool
 }
 
@@ -45,7 +46,7 @@ type conv struct {
 }
 
 func newDispatcher(w *Worker) *dispatcher {
-	d := &dispatcher{w: w, convs: map[string]*conv{}, byShard: map[int]int{}, shardCtx: map[int]shardCtx{}}
+	d := &dispatcher{w: w, convs: map[string]*conv{}, byShard: map[int]int{}, shardCtx: map[int]shardCtx{}, open: map[int]bool{}}
 	d.cond = sync.NewCond(&d.mu)
 	return d
 }
@@ -62,6 +63,11 @@ func (d *dispatcher) enqueue(shard int, m redis.XMessage) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if !d.open[shard] {
+		// Being released or revoked: a read that raced with it must not queue
+		// entries the next owner will handle (it reads them from history).
+		return
+	}
 	if _, ok := d.shardCtx[shard]; !ok {
 		ctx, cancel := context.WithCancel(context.Background())
 		d.shardCtx[shard] = shardCtx{ctx, cancel}
@@ -190,11 +196,19 @@ func (d *dispatcher) finish(c *conv, m redis.XMessage, out outcome) {
 	d.stats()
 }
 
+// openShard lets entries of a newly acquired shard be queued.
+func (d *dispatcher) openShard(shard int) {
+	d.mu.Lock()
+	d.open[shard] = true
+	d.mu.Unlock()
+}
+
 // dropShard forgets every queued entry of a shard and cancels its running
 // handlers (self-fencing; the entries stay pending for the next owner).
 func (d *dispatcher) dropShard(shard int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	delete(d.open, shard)
 	d.dropQueuedLocked(shard)
 	if sc, ok := d.shardCtx[shard]; ok {
 		sc.cancel()
@@ -229,6 +243,7 @@ func (d *dispatcher) dropQueuedLocked(shard int) {
 // started and waits for the running ones, up to deadline.
 func (d *dispatcher) finishShard(shard int, deadline time.Time) {
 	d.mu.Lock()
+	delete(d.open, shard)
 	d.dropQueuedLocked(shard)
 	d.stats()
 	d.mu.Unlock()

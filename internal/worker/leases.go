@@ -232,6 +232,7 @@ func (m *leaseManager) step(ctx context.Context) {
 		w.stats.Rebalances.Add(1)
 		w.stats.ShardsOwned.Add(1)
 		w.log.Info("shard acquired", zap.Int("shard", n), zap.Int64("epoch", l.Epoch), zap.Int("fair_share", fair), zap.Int("workers", len(members)))
+		w.disp.openShard(n)
 		w.reader.add(n)
 	}
 }
