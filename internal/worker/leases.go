@@ -62,6 +62,17 @@ func (m *leaseManager) get(shard int) (streams.Lease, bool) {
 	return h.lease, true
 }
 
+// held0 reports whether a shard is held, and whether it is being released.
+func (m *leaseManager) held0(shard int) (releasing, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h, ok := m.held[shard]
+	if !ok {
+		return false, false
+	}
+	return h.releasing, true
+}
+
 func (m *leaseManager) run(ctx context.Context) {
 	ttl := m.w.cfg.LeaseTTL
 	// The fence runs on its own: a step blocked on an unreachable Redis must

@@ -25,6 +25,11 @@ type reader struct {
 	backlog []int        // acquired, history not read yet
 	connID  int64
 	wake    chan struct{}
+	// last is the highest entry id handed over per shard; after a failed
+	// blocking read the shard's history is read again from there, so entries
+	// Redis delivered to a read whose reply was lost are not stranded.
+	last    map[int]string
+	recover []int
 	// unblocking is set while a CLIENT UNBLOCK is on its way.
 	unblocking bool
 }
@@ -33,12 +38,13 @@ type reader struct {
 const blockFor = 5 * time.Second
 
 func newReader(w *Worker) *reader {
-	return &reader{w: w, shards: map[int]bool{}, wake: make(chan struct{}, 1)}
+	return &reader{w: w, shards: map[int]bool{}, wake: make(chan struct{}, 1), last: map[int]string{}}
 }
 
 func (r *reader) add(shard int) {
 	r.mu.Lock()
 	r.backlog = append(r.backlog, shard)
+	delete(r.last, shard)
 	r.mu.Unlock()
 	r.poke()
 }
@@ -86,42 +92,59 @@ func (r *reader) poke() {
 
 func (r *reader) run(ctx context.Context) {
 	w := r.w
-	conn := w.rdb.Conn()
-	defer conn.Close()
+	var conn *redis.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
 	stop := context.AfterFunc(ctx, r.poke)
 	defer stop()
+	var lastOrphanScan time.Time
 	for ctx.Err() == nil {
-		id, err := conn.ClientID(ctx).Result()
-		if err == nil {
+		if conn == nil {
+			// A dedicated connection whose id the lease manager can unblock;
+			// replaced whenever a read fails.
+			c := w.rdb.Conn()
+			id, err := c.ClientID(ctx).Result()
+			if err != nil {
+				c.Close()
+				r.sleep(ctx, 200*time.Millisecond)
+				continue
+			}
+			conn = c
 			r.mu.Lock()
 			r.connID = id
 			r.mu.Unlock()
-			break
 		}
-		r.sleep(ctx, 200*time.Millisecond)
-	}
-	var lastOrphanScan time.Time
-	for ctx.Err() == nil {
 		room := w.disp.waitRoom(ctx, w.cfg.QueueSize)
 		if room <= 0 {
 			continue
 		}
 		r.mu.Lock()
 		var next = -1
+		from := "0"
 		if len(r.backlog) > 0 {
 			next, r.backlog = r.backlog[0], r.backlog[1:]
+		} else if len(r.recover) > 0 {
+			next, r.recover = r.recover[0], r.recover[1:]
+			if id, ok := r.last[next]; ok {
+				from = id
+			}
 		}
 		r.mu.Unlock()
 		if next >= 0 {
-			if err := r.readHistory(ctx, next); err != nil {
+			if err := r.readHistory(ctx, next, from); err != nil {
+				// Retry from what was handed over so far (r.last), not from 0:
+				// entries already queued must not be queued twice.
 				r.mu.Lock()
-				r.backlog = append(r.backlog, next)
+				r.recover = append(r.recover, next)
 				r.mu.Unlock()
 				r.sleep(ctx, 200*time.Millisecond)
 				continue
 			}
 			r.mu.Lock()
-			if _, still := w.leases.get(next); still {
+			if _, still := w.leases.get(next); still && !r.removed(next) {
 				r.shards[next] = true
 			}
 			r.mu.Unlock()
@@ -167,7 +190,13 @@ func (r *reader) run(ctx context.Context) {
 			if errors.Is(err, redis.Nil) || ctx.Err() != nil {
 				continue
 			}
-			w.log.Warn("read from shard streams failed", zap.Error(err))
+			w.log.Warn("read from shard streams failed; re-reading their pending entries", zap.Error(err))
+			conn.Close()
+			conn = nil
+			r.mu.Lock()
+			r.connID = 0
+			r.recover = append(r.recover[:0], owned...)
+			r.mu.Unlock()
 			r.sleep(ctx, 200*time.Millisecond)
 			continue
 		}
@@ -197,13 +226,17 @@ func (r *reader) dispatch(shard int, msgs []redis.XMessage) {
 	for _, m := range msgs {
 		r.w.disp.enqueue(shard, m)
 	}
+	if len(msgs) > 0 {
+		r.mu.Lock()
+		r.last[shard] = msgs[len(msgs)-1].ID
+		r.mu.Unlock()
+	}
 }
 
 // readHistory hands over a shard's pending entries (its consumer's history),
 // in id order, before any new entry (ARCHITECTURE §6.4).
-func (r *reader) readHistory(ctx context.Context, shard int) error {
+func (r *reader) readHistory(ctx context.Context, shard int, start string) error {
 	w := r.w
-	start := "0"
 	for ctx.Err() == nil {
 		res, err := w.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: streams.GroupName, Consumer: streams.OwnerConsumer,
 			Streams: []string{w.store.Keys().Stream(shard), start}, Count: 256}).Result()
@@ -268,4 +301,11 @@ func (r *reader) sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	case <-r.wake:
 	}
+}
+
+// removed reports (r.mu held) whether a shard was removed after it was
+// queued for a history read; its lease may still be held while releasing.
+func (r *reader) removed(shard int) bool {
+	h, ok := r.w.leases.held0(shard)
+	return !ok || h
 }

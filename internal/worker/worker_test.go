@@ -330,3 +330,27 @@ func TestStaleWorkerCannotCommit(t *testing.T) {
 	}
 	_ = rec
 }
+
+func TestReaderRecoversFromKilledConnectionWithoutDuplicates(t *testing.T) {
+	e := newEnv(t, 2)
+	rec := newRecorder()
+	w := e.start("w1", rec.handler("w1", nil), nil)
+	eventually(t, 5*time.Second, func() bool { return len(w.w.OwnedShards()) == 2 }, "owns both shards")
+	for i := 0; i < 10; i++ {
+		e.append("conv-0", i)
+	}
+	eventually(t, 5*time.Second, func() bool { return rec.total() == 10 }, "first entries handled")
+	// Kill every client connection, the blocked reader's included (as a
+	// network blip or a Redis restart would).
+	if err := e.c.Do(context.Background(), "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 10; i < 20; i++ {
+		e.append("conv-0", i)
+	}
+	eventually(t, 10*time.Second, func() bool { return rec.total() >= 20 }, "entries after the blip handled")
+	time.Sleep(200 * time.Millisecond)
+	if dups := rec.check(t, 1, 20); dups != 0 {
+		t.Fatalf("%d duplicates after a killed connection", dups)
+	}
+}
