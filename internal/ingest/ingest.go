@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -163,6 +164,7 @@ func (in *Ingester) Run(ctx context.Context, frames <-chan receive.Frame, flushC
 
 	repairTick := time.NewTicker(in.repairTick())
 	defer repairTick.Stop()
+	var batch []receive.Frame
 loop:
 	for {
 		select {
@@ -172,7 +174,22 @@ loop:
 			if !ok {
 				break loop
 			}
-			in.accept(f.Data, f.ReceivedAt)
+			// Take whatever else is waiting too: decoding a burst in parallel
+			// keeps up with Redis; a lone frame is handled at once.
+			batch = append(batch[:0], f)
+		more:
+			for len(batch) < decodeBatch {
+				select {
+				case g, ok := <-frames:
+					if !ok {
+						break more
+					}
+					batch = append(batch, g)
+				default:
+					break more
+				}
+			}
+			in.acceptAll(batch)
 		case <-repairTick.C:
 			in.promoteRepairs(time.Now())
 		}
@@ -201,10 +218,46 @@ func (in *Ingester) repairTick() time.Duration {
 	return d
 }
 
-// accept decodes one frame and queues it. It never blocks on Redis.
+// decodeBatch bounds how many waiting frames are decoded together.
+const decodeBatch = 256
+
+// acceptAll decodes frames (in parallel when there are many) and queues them
+// in their order. It never blocks on Redis.
+func (in *Ingester) acceptAll(frames []receive.Frame) {
+	items := make([]item, len(frames))
+	workers := runtime.GOMAXPROCS(0)
+	if len(frames) < 32 || workers < 2 {
+		for i, f := range frames {
+			items[i] = in.classify(f.Data, f.ReceivedAt)
+		}
+	} else {
+		var wg sync.WaitGroup
+		chunk := (len(frames) + workers - 1) / workers
+		for lo := 0; lo < len(frames); lo += chunk {
+			hi := min(lo+chunk, len(frames))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := lo; i < hi; i++ {
+					items[i] = in.classify(frames[i].Data, frames[i].ReceivedAt)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	for _, it := range items {
+		in.acceptItem(it)
+	}
+}
+
+// accept decodes one frame and queues it.
 func (in *Ingester) accept(raw []byte, at time.Time) {
+	in.acceptItem(in.classify(raw, at))
+}
+
+func (in *Ingester) acceptItem(it item) {
 	in.stats.Received.Add(1)
-	it := in.classify(raw, at)
+	at := it.receivedAt
 	in.mu.Lock()
 	if !it.standby || in.role.IsLeader() {
 		// A standby that just became leader still holds older frames for
@@ -257,9 +310,11 @@ func (in *Ingester) classify(raw []byte, at time.Time) item {
 	if kind == signal.KindUnknown || conv.Key == "" {
 		return quarantine("unknown", "frame of kind "+string(kind)+" without a conversation", raw)
 	}
-	identity := signal.RawDigest(raw)
+	var identity string
 	if id, ok := f.Identity(); ok {
 		identity = id.Key()
+	} else {
+		identity = signal.RawDigest(raw)
 	}
 	var ts int64
 	if f.Envelope != nil {

@@ -200,3 +200,131 @@ func (s *Store) Park(ctx context.Context, l Lease, p Parked, maxLen int64) (stri
 	trimmed, _ := res[1].(int64)
 	return id, trimmed, nil
 }
+
+// AttemptReq is one CountAttempts request.
+type AttemptReq struct {
+	Lease Lease
+	ID    string
+	Delta int
+}
+
+// AttemptRes is the outcome of one AttemptReq.
+type AttemptRes struct {
+	Attempts Attempts
+	Err      error // ErrStale (wrapped) when the lease moved
+}
+
+// CountAttempts runs several attempt counts in one pipelined round trip. The
+// error is set only when the round trip failed as a whole.
+func (s *Store) CountAttempts(ctx context.Context, reqs []AttemptReq) ([]AttemptRes, error) {
+	run := func() ([]*redis.Cmd, error) {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(reqs))
+		for i, r := range reqs {
+			cmds[i] = attempt.EvalSha(ctx, pipe, []string{s.keys.Lease(r.Lease.Shard), s.keys.Attempts(r.Lease.Shard)}, r.Lease.Token, r.ID, r.Delta)
+		}
+		_, err := pipe.Exec(ctx)
+		return cmds, err
+	}
+	cmds, err := run()
+	if isNoScript(err) || anyNoScript(cmds) {
+		if lerr := LoadScripts(ctx, s.rdb); lerr != nil {
+			return nil, lerr
+		}
+		cmds, err = run()
+	}
+	out := make([]AttemptRes, len(reqs))
+	allFailed := err != nil
+	for i, c := range cmds {
+		res, cerr := c.Slice()
+		if cerr != nil {
+			if strings.Contains(cerr.Error(), "STALE") {
+				allFailed = false
+				out[i].Err = fmt.Errorf("streams: count attempt shard %d: %w", reqs[i].Lease.Shard, ErrStale)
+				continue
+			}
+			out[i].Err = cerr
+			continue
+		}
+		allFailed = false
+		var a Attempts
+		a.Count, _ = res[0].(int64)
+		f, _ := res[1].(string)
+		la, _ := res[2].(string)
+		fm, _ := strconv.ParseInt(f, 10, 64)
+		lm, _ := strconv.ParseInt(la, 10, 64)
+		a.First, a.Last = time.UnixMilli(fm), time.UnixMilli(lm)
+		out[i].Attempts = a
+	}
+	if allFailed {
+		return out, fmt.Errorf("streams: count attempts: %w", err)
+	}
+	return out, nil
+}
+
+// CommitReq is one shard's batch for CommitMany.
+type CommitReq struct {
+	Lease Lease
+	IDs   []string
+	Ops   []StateOp
+}
+
+// CommitMany commits several shards' batches in one pipelined round trip
+// (each batch one fenced script call). It returns one error per request
+// (wrapping ErrStale for a moved lease); err is set when the round trip
+// failed as a whole.
+func (s *Store) CommitMany(ctx context.Context, reqs []CommitReq) ([]error, error) {
+	build := func(pipe redis.Pipeliner, r CommitReq) *redis.Cmd {
+		keys := []string{s.keys.Lease(r.Lease.Shard), s.keys.Stream(r.Lease.Shard), s.keys.Attempts(r.Lease.Shard)}
+		keyIdx := map[string]int{}
+		args := []any{r.Lease.Token, len(r.IDs)}
+		for _, id := range r.IDs {
+			args = append(args, id)
+		}
+		args = append(args, len(r.Ops))
+		for _, op := range r.Ops {
+			idx, ok := keyIdx[op.Key]
+			if !ok {
+				keys = append(keys, op.Key)
+				idx = len(keys)
+				keyIdx[op.Key] = idx
+			}
+			args = append(args, op.Op, idx, op.Field, op.Value, op.TTL.Milliseconds())
+		}
+		return commitBatch.EvalSha(ctx, pipe, keys, args...)
+	}
+	run := func() ([]*redis.Cmd, error) {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(reqs))
+		for i, r := range reqs {
+			cmds[i] = build(pipe, r)
+		}
+		_, err := pipe.Exec(ctx)
+		return cmds, err
+	}
+	cmds, err := run()
+	if isNoScript(err) || anyNoScript(cmds) {
+		if lerr := LoadScripts(ctx, s.rdb); lerr != nil {
+			return nil, lerr
+		}
+		cmds, err = run()
+	}
+	out := make([]error, len(reqs))
+	allFailed := err != nil
+	for i, c := range cmds {
+		if cerr := c.Err(); cerr != nil {
+			if strings.Contains(cerr.Error(), "STALE") {
+				allFailed = false
+				out[i] = fmt.Errorf("streams: commit shard %d: %w", reqs[i].Lease.Shard, ErrStale)
+				continue
+			}
+			out[i] = cerr
+			continue
+		}
+		allFailed = false
+	}
+	if allFailed {
+		return out, fmt.Errorf("streams: commit: %w", err)
+	}
+	return out, nil
+}

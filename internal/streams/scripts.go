@@ -25,6 +25,36 @@ redis.call('SET', KEYS[1], id, 'PX', ARGV[1])
 return {1, id}
 `)
 
+// dedupAppendMany is dedupAppend for several entries of one shard in one
+// call: the per-call overhead of EVALSHA dominates the work of one entry.
+// KEYS[1] stream, KEYS[2..n+1] dedup markers. ARGV[1] dedup TTL ms,
+// ARGV[2] F (field count), ARGV[3..2+F] field names, then n×F values.
+// Returns a flat array {flag1, id1, flag2, id2, ...} (1 = appended with its
+// id, 0 = duplicate with an empty id). SET NX first: one command decides and
+// marks, so a new entry costs two commands.
+var dedupAppendMany = redis.NewScript(`
+local f = tonumber(ARGV[2])
+local names = {}
+for i = 1, f do names[i] = ARGV[2 + i] end
+local out = {}
+local base = 2 + f
+local args = {}
+for m = 1, #KEYS - 1 do
+  if not redis.call('SET', KEYS[m + 1], '1', 'NX', 'PX', ARGV[1]) then
+    out[#out + 1] = 0
+    out[#out + 1] = ''
+  else
+    for i = 1, f do
+      args[2 * i - 1] = names[i]
+      args[2 * i] = ARGV[base + (m - 1) * f + i]
+    end
+    out[#out + 1] = 1
+    out[#out + 1] = redis.call('XADD', KEYS[1], '*', unpack(args, 1, 2 * f))
+  end
+end
+return out
+`)
+
 // dedupAppendCapped is dedupAppend for the quarantine: the stream is capped
 // approximately (a quarantine entry is evidence, not work).
 // KEYS[1] dedup marker, KEYS[2] stream. ARGV[1] TTL ms, ARGV[2] max length, ARGV[3..] fields.
@@ -62,7 +92,7 @@ return redis.call('HGET', KEYS[1], 'shard_count')
 
 // allScripts lists every script so Load can preload them (pipelined calls use
 // EVALSHA and cannot fall back to EVAL mid-pipeline).
-var allScripts = []*redis.Script{dedupAppend, dedupAppendCapped, nextEpoch, initMeta}
+var allScripts = []*redis.Script{dedupAppend, dedupAppendMany, dedupAppendCapped, nextEpoch, initMeta}
 
 // LoadScripts loads every script into the script cache (at start and after a
 // NOSCRIPT error, e.g. when Redis restarted).

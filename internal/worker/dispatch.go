@@ -57,7 +57,7 @@ func (d *dispatcher) stats() {
 }
 
 func (d *dispatcher) enqueue(shard int, m redis.XMessage) {
-	key, _ := m.Values[streams.FieldConversation].(string)
+	key := streams.ConversationOf(m.Values)
 	if key == "" {
 		key = "\x00" + m.ID // heartbeats and the like: their own queue
 	}

@@ -55,7 +55,7 @@ func (w *Worker) process(ctx context.Context, shard int, xm redis.XMessage, infr
 	if derr != nil {
 		return w.parkNow(ctx, lease, e, "format", derr.Error(), infraFails)
 	}
-	att, err := w.store.CountAttempt(ctx, lease, e.ID, 1)
+	att, err := w.att.count(ctx, lease, e.ID, 1)
 	if err != nil {
 		return w.infraOrStale(shard, err, 0, infraFails, "redis")
 	}
@@ -88,7 +88,7 @@ func (w *Worker) process(ctx context.Context, shard int, xm redis.XMessage, infr
 	var infra InfrastructureError
 	if errors.As(herr, &infra) {
 		w.observe("paused", dur)
-		if _, rerr := w.store.CountAttempt(ctx, lease, e.ID, -1); rerr != nil && errors.Is(rerr, streams.ErrStale) {
+		if _, rerr := w.att.count(ctx, lease, e.ID, -1); rerr != nil && errors.Is(rerr, streams.ErrStale) {
 			w.leases.revoke(shard, "stale attempt refund")
 			return outcome{}
 		}

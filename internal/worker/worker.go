@@ -188,6 +188,7 @@ type Worker struct {
 	obs     Observer
 
 	leases *leaseManager
+	att    *attempter
 	disp   *dispatcher
 	com    *committer
 	reader *reader
@@ -205,6 +206,7 @@ func New(cfg Config, store *streams.Store, rdb *redis.Client, h Handler, obs Obs
 	}
 	w := &Worker{cfg: cfg, store: store, rdb: rdb, handler: h, log: log, obs: obs}
 	w.com = newCommitter(w)
+	w.att = newAttempter(w)
 	w.disp = newDispatcher(w)
 	w.reader = newReader(w)
 	w.leases = newLeaseManager(w)

@@ -1,0 +1,124 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/signal-client/signal-client/internal/streams"
+)
+
+// The consume path against its ceiling, in the same run on the same Redis:
+//
+//	go test -run '^$' -bench 'Consume' -benchtime 20000x -count 5 ./internal/worker/
+//
+// Both consume the same prefilled 16 shard streams of ~400-byte entries.
+// Raw is one XREADGROUP COUNT 128 over all streams plus one pipelined XACK
+// per read; Worker is the whole worker (leases, per-conversation dispatch to a
+// no-op handler, attempt counting, fenced batched commits) with 1 and 2
+// workers. Compare msgs/s.
+
+func prefill(b *testing.B, e *env, n int) {
+	payload := string(payload("conv-0", 0)) + strings.Repeat(" ", 300)
+	ctx := context.Background()
+	for i := 0; i < n; i += 512 {
+		var reqs []streams.Append
+		for j := i; j < i+512 && j < n; j++ {
+			conv := fmt.Sprintf("conv-%d", j%500)
+			reqs = append(reqs, streams.Append{Shard: streams.ShardOf(conv, 16), Identity: fmt.Sprint(j),
+				Entry: streams.Entry{Kind: "message", Conversation: conv, Timestamp: time.Now().UnixMilli(), Payload: []byte(payload)}})
+		}
+		if _, err := e.store.AppendBatch(ctx, reqs, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchEnv(b *testing.B) *env {
+	c := srv.Client()
+	b.Cleanup(func() { c.Close() })
+	k, _ := streams.NewKeys(fmt.Sprintf("bench%d", time.Now().UnixNano()), "+15550000001")
+	st := streams.NewStore(c, k, 16)
+	if err := st.EnsureGroups(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return &env{keys: k, store: st, c: c}
+}
+
+func BenchmarkConsumeRaw(b *testing.B) {
+	e := benchEnv(b)
+	prefill(b, e, b.N)
+	ctx := context.Background()
+	args := make([]string, 0, 32)
+	for n := 0; n < 16; n++ {
+		args = append(args, e.keys.Stream(n))
+	}
+	for n := 0; n < 16; n++ {
+		args = append(args, ">")
+	}
+	b.ResetTimer()
+	done := 0
+	for done < b.N {
+		res, err := e.c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: streams.GroupName, Consumer: "raw", Streams: args, Count: 128, Block: -1}).Result()
+		if err != nil && err != redis.Nil {
+			b.Fatal(err)
+		}
+		pipe := e.c.Pipeline()
+		for _, s := range res {
+			ids := make([]string, len(s.Messages))
+			for i, m := range s.Messages {
+				ids[i] = m.ID
+			}
+			pipe.XAck(ctx, s.Stream, streams.GroupName, ids...)
+			done += len(ids)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+func benchWorkers(b *testing.B, workers int) {
+	e := benchEnv(b)
+	prefill(b, e, b.N)
+	b.ResetTimer()
+	var ws []*Worker
+	var stops []func()
+	for i := 0; i < workers; i++ {
+		c := srv.Client()
+		w, err := New(Config{ID: fmt.Sprintf("bw%d", i), PoolSize: 16, QueueSize: 1000, LeaseTTL: 5 * time.Second, ShutdownTimeout: time.Second},
+			streams.NewStore(c, e.keys, 16), c, HandlerFunc(func(context.Context, *Message) error { return nil }), Observer{}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = w.Run(ctx) }()
+		ws = append(ws, w)
+		stops = append(stops, func() { cancel(); <-done; c.Close() })
+	}
+	for {
+		var handled uint64
+		for _, w := range ws {
+			handled += w.Stats().Handled.Load()
+		}
+		if handled >= uint64(b.N) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	for _, s := range stops {
+		s()
+	}
+}
+
+func BenchmarkConsumeWorker1(b *testing.B) { benchWorkers(b, 1) }
+func BenchmarkConsumeWorker2(b *testing.B) { benchWorkers(b, 2) }
