@@ -66,7 +66,9 @@ func BenchmarkAppendIngest(b *testing.B) {
 	b.ResetTimer()
 	go func() {
 		defer close(done)
-		_ = in.Run(ctx, ch, func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), time.Minute) })
+		_ = in.Run(ctx, ch, func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), time.Minute)
+		})
 	}()
 	now := time.Now()
 	for _, f := range frames {

@@ -111,8 +111,8 @@ type Ingester struct {
 	// recoveredAt is when a standby first reached Redis again while spooling
 	// (only the append goroutine touches it).
 	recoveredAt time.Time
-	gen      uint64 // bumped when the queue moves to the spool
-	wake     chan struct{}
+	gen         uint64 // bumped when the queue moves to the spool
+	wake        chan struct{}
 }
 
 // New builds an ingester; spool may be nil.
