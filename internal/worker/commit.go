@@ -25,6 +25,9 @@ type committer struct {
 	busy     bool
 	idle     *sync.Cond // signalled when a flush round ends
 	inflight map[int]bool
+	// flying is the round being committed, kept so state reads see its
+	// writes until Redis has them (read-your-writes with batched acks).
+	flying map[int]*batch
 }
 
 type batch struct {
@@ -78,9 +81,11 @@ func (c *committer) loop() {
 		for n := range round {
 			c.inflight[n] = true
 		}
+		c.flying = round
 		c.mu.Unlock()
 		c.commit(round)
 		c.mu.Lock()
+		c.flying = nil
 		for n := range round {
 			delete(c.inflight, n)
 		}
@@ -174,4 +179,28 @@ func (c *committer) dropShard(shard int) {
 	c.mu.Lock()
 	delete(c.batches, shard)
 	c.mu.Unlock()
+}
+
+// overlay returns the latest uncommitted write of a state field (ok=false
+// when there is none): set → (value, true, true), del → ("", false, true).
+func (c *committer) overlay(shard int, key, field string) (value string, present, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range []*batch{c.flying[shard], c.batches[shard]} {
+		if b == nil {
+			continue
+		}
+		for _, op := range b.ops {
+			if op.Key != key || op.Field != field {
+				continue
+			}
+			switch op.Op {
+			case "set":
+				value, present, ok = op.Value, true, true
+			case "del":
+				value, present, ok = "", false, true
+			}
+		}
+	}
+	return value, present, ok
 }

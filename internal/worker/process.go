@@ -66,7 +66,7 @@ func (w *Worker) process(ctx context.Context, shard int, xm redis.XMessage, infr
 		return w.park(ctx, lease, e, att, "handler_error", "attempts exhausted before this worker took the entry", infraFails)
 	}
 
-	msg := &Message{Entry: e, Frame: frame, Shard: shard, Attempt: att.Count, Epoch: lease.Epoch, Started: time.Now()}
+	msg := &Message{Entry: e, Frame: frame, Shard: shard, Attempt: att.Count, Epoch: lease.Epoch, Started: time.Now(), w: w}
 	if w.obs.EndToEnd != nil && e.Timestamp > 0 && att.Count == 1 {
 		w.obs.EndToEnd(time.Since(time.UnixMilli(e.Timestamp)))
 	}

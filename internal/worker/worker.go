@@ -31,6 +31,7 @@ type Message struct {
 	Started time.Time // when this attempt started
 
 	ops []streams.StateOp
+	w   *Worker
 }
 
 // OriginalID is the id that identifies the message across DLQ replays.
@@ -41,8 +42,50 @@ func (m *Message) OriginalID() string {
 	return m.Entry.ID
 }
 
-// AddStateOp queues a state write committed atomically with the ack.
+// AddStateOp queues a state write committed atomically with the ack
+// (ARCHITECTURE §8). Key must be a state key of the message's shard.
 func (m *Message) AddStateOp(op streams.StateOp) { m.ops = append(m.ops, op) }
+
+// StateOps returns the writes queued so far by this attempt.
+func (m *Message) StateOps() []streams.StateOp { return m.ops }
+
+// ReadState reads one field of a state hash of the message's shard, seeing
+// (in this order of precedence) this attempt's own queued writes, then writes
+// of earlier messages handled but not yet committed, then Redis: the next
+// message of a conversation always sees the previous one's writes.
+func (m *Message) ReadState(ctx context.Context, key, field string) (string, bool, error) {
+	for i := len(m.ops) - 1; i >= 0; i-- {
+		op := m.ops[i]
+		if op.Key == key && op.Field == field {
+			switch op.Op {
+			case "set":
+				return op.Value, true, nil
+			case "del":
+				return "", false, nil
+			}
+		}
+	}
+	if m.w == nil {
+		return "", false, errors.New("worker: message not bound to a worker")
+	}
+	if v, present, ok := m.w.com.overlay(m.Shard, key, field); ok {
+		return v, present, nil
+	}
+	v, err := m.w.store.Client().HGet(ctx, key, field).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, Infrastructure(fmt.Errorf("worker: read state: %w", err), 0)
+	}
+	return v, true, nil
+}
+
+// Keys returns the deployment's key layout (state keys come from it).
+func (m *Message) Keys() streams.Keys { return m.w.store.Keys() }
+
+// Store returns the deployment's Redis store (for sent records and locks).
+func (m *Message) Store() *streams.Store { return m.w.store }
 
 // Handler handles one message. A returned error (or panic, or exceeding
 // HANDLER_TIMEOUT) is a failed attempt unless it is an infrastructure error.

@@ -354,3 +354,39 @@ func TestReaderRecoversFromKilledConnectionWithoutDuplicates(t *testing.T) {
 		t.Fatalf("%d duplicates after a killed connection", dups)
 	}
 }
+
+func TestStateReadYourWritesAcrossBatchedCommits(t *testing.T) {
+	e := newEnv(t, 4)
+	var mu sync.Mutex
+	var seen []int
+	e.start("w1", HandlerFunc(func(ctx context.Context, m *Message) error {
+		key := m.Keys().State(m.Shard, m.Entry.Conversation)
+		v, _, err := m.ReadState(ctx, key, "count")
+		if err != nil {
+			return err
+		}
+		var n int
+		fmt.Sscan(v, &n)
+		mu.Lock()
+		seen = append(seen, n)
+		mu.Unlock()
+		m.AddStateOp(streams.StateOp{Key: key, Op: "set", Field: "count", Value: fmt.Sprint(n + 1)})
+		return nil
+	}), nil)
+	for i := 0; i < 300; i++ {
+		e.append("conv-counter", i)
+	}
+	eventually(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 300 }, "all handled")
+	eventually(t, 5*time.Second, func() bool { return e.pending() == 0 }, "all committed")
+	mu.Lock()
+	defer mu.Unlock()
+	for i, n := range seen {
+		if n != i {
+			t.Fatalf("message %d saw count %d: a write was not visible to the next message", i, n)
+		}
+	}
+	shard := streams.ShardOf("conv-counter", 4)
+	if v := e.c.HGet(context.Background(), e.keys.State(shard, "conv-counter"), "count").Val(); v != "300" {
+		t.Fatalf("stored count %q, want 300", v)
+	}
+}
