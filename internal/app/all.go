@@ -7,19 +7,34 @@ import (
 
 	"github.com/signal-client/signal-client/internal/config"
 	"github.com/signal-client/signal-client/internal/handlers"
+	"github.com/signal-client/signal-client/internal/memstore"
+	"go.uber.org/zap"
 )
 
 // RunAll runs bin/signal-client: an ingester and a worker in one process,
 // sharing one Redis client, one health server and one metrics registry.
 func RunAll(ctx context.Context, cfg *config.Config) error {
+	var mem *memstore.Store
 	if cfg.StorageType == "memory" {
-		return fmt.Errorf("STORAGE_TYPE=memory (the embedded store) lands with the all-in-one issue; set STORAGE_TYPE=redis and REDIS_URL for now")
+		var err error
+		mem, err = memstore.Start(memstore.Options{Password: cfg.Redis.Password})
+		if err != nil {
+			return fmt.Errorf("embedded store: %w", err)
+		}
+		defer mem.Close()
+		cfg.Redis.URL = mem.URL()
+		cfg.Redis.Password = mem.Password
 	}
 	b, err := NewBase(cfg, "signal-client")
 	if err != nil {
 		return err
 	}
 	defer b.Close()
+	if mem != nil {
+		b.memory = true
+		b.Log.Warn("STORAGE_TYPE=memory: the embedded store keeps everything in this process and loses it on exit; use STORAGE_TYPE=redis for anything that must survive a restart",
+			zap.String("store", mem.Addr()))
+	}
 	if err := b.start(ctx); err != nil {
 		return err
 	}

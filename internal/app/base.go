@@ -36,6 +36,9 @@ type Base struct {
 
 	preflightOK atomic.Bool
 	redisUp     atomic.Bool
+	// memory is set for the embedded store: its Redis-side checks (version,
+	// eviction, persistence) do not apply.
+	memory bool
 }
 
 // NewBase builds the shared parts (nothing is contacted yet).
@@ -54,6 +57,7 @@ func NewBase(cfg *config.Config, component string) (*Base, error) {
 		log.Warn("configuration: " + w)
 	}
 	b := &Base{Cfg: cfg, Log: log, Redactor: red, Health: health.New(), Registry: metrics.NewRegistry(component)}
+	metrics.RegisterRedisUp(b.Registry, b.RedisUp)
 	if cfg.StorageType != "memory" || cfg.Redis.URL != "" {
 		opts, err := cfg.RedisOptions()
 		if err != nil {
@@ -127,7 +131,7 @@ var errRefused = errors.New("preflight refused")
 // line that says what to change.
 func (b *Base) Preflight(ctx context.Context, withREST bool) error {
 	in := preflight.Inputs{}
-	if b.Redis != nil {
+	if b.Redis != nil && !b.memory {
 		in.Redis = b.Redis
 	}
 	if withREST && b.REST != nil {
@@ -181,6 +185,23 @@ func (b *Base) Serve(ctx context.Context) error {
 		return fmt.Errorf("metrics server on %s: %w (set METRICS_PORT to a free port)", b.Cfg.MetricsListenAddr(), err)
 	}
 	b.Log.Info("serving health and metrics", zap.String("health", haddr.String()), zap.String("metrics", maddr.String()))
+	if b.Redis != nil {
+		// redis_up follows Redis even when nobody asks /ready.
+		go func() {
+			t := time.NewTicker(5 * time.Second)
+			defer t.Stop()
+			for {
+				pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				b.redisUp.Store(b.Redis.Ping(pctx).Err() == nil)
+				cancel()
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
 	go func() {
 		for _, c := range []<-chan error{herr, merr} {
 			if err := <-c; err != nil {

@@ -77,7 +77,7 @@ func (b *Base) runIngester(ctx context.Context, ready chan<- struct{}) error {
 		QuarantineMaxLen: int64(cfg.QuarantineMaxLen)},
 		b.Store, leader, sp, b.Log)
 	ing.ObserveAppend = metrics.RegisterIngester(b.Registry, metrics.IngesterSources{Stats: ing.Stats(), Receiver: rcv.Stats,
-		Connected: rcv.Connected, Leader: leader.IsLeader, RedisUp: func() bool { return !ing.Stats().RedisDown.Load() }, SpoolDepth: spoolDepth})
+		Connected: rcv.Connected, Leader: leader.IsLeader, SpoolDepth: spoolDepth})
 	hk := &ingest.Housekeeper{Store: b.Store, Role: leader, Instance: cfg.InstanceID, Retention: cfg.StreamRetention,
 		TrimInterval: cfg.TrimInterval, HeartbeatInterval: cfg.HeartbeatInterval, Log: b.Log}
 

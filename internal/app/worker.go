@@ -31,7 +31,7 @@ func (b *Base) runWorker(ctx context.Context, h worker.Handler) error {
 		ClaimMinIdle: cfg.ClaimMinIdle, DLQMaxLen: int64((cfg.DLQMaxLen + cfg.WorkerShardCount - 1) / cfg.WorkerShardCount),
 		ShutdownTimeout: cfg.ShutdownTimeout * 3 / 4, AckBatchMax: cfg.AckBatchMax, AckBatchWindow: cfg.AckBatchWindow,
 		Redact: b.Redactor.RedactString}
-	obs := metrics.RegisterWorker(b.Registry, metrics.WorkerSources{ID: cfg.InstanceID, Store: b.Store, RedisUp: b.RedisUp})
+	obs := metrics.RegisterWorker(b.Registry, metrics.WorkerSources{ID: cfg.InstanceID, Store: b.Store})
 	w, err := worker.New(wcfg, b.Store, b.Redis, h, obs.Observer, b.Log)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)

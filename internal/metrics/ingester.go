@@ -15,7 +15,6 @@ type IngesterSources struct {
 	Receiver   func() receive.Stats
 	Connected  func() bool
 	Leader     func() bool
-	RedisUp    func() bool
 	SpoolDepth func() int64 // nil when the spool is off
 }
 
@@ -35,7 +34,6 @@ func RegisterIngester(reg prometheus.Registerer, s IngesterSources) func(time.Du
 		"disconnected": desc("websocket_disconnected_seconds_total", "Seconds this replica had no connected websocket."),
 		"connected":    desc("websocket_connected", "1 while the websocket is connected."),
 		"leader":       desc("ingester_leader", "1 while this replica is the ingester leader."),
-		"redis":        desc("redis_up", "1 while Redis answers this process."),
 		"queued":       desc("ingest_queued_frames", "Frames waiting in memory for Redis."),
 		"spool":        desc("spool_entries", "Frames in the outage spool not yet replayed."),
 		"backpressure": desc("stream_backpressure", "1 while a shard stream is above STREAM_MAX_LEN."),
@@ -73,9 +71,6 @@ func RegisterIngester(reg prometheus.Registerer, s IngesterSources) func(time.Du
 		}
 		if s.Leader != nil {
 			g("leader", b2f(s.Leader()))
-		}
-		if s.RedisUp != nil {
-			g("redis", b2f(s.RedisUp()))
 		}
 		g("queued", float64(st.Queued.Load()))
 		g("backpressure", b2f(st.Backpressure.Load()))

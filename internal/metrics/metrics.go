@@ -72,3 +72,10 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
+
+// RegisterRedisUp exports signal_client_redis_up, once per process whatever
+// components it runs.
+func RegisterRedisUp(reg prometheus.Registerer, up func() bool) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "redis_up",
+		Help: "1 while Redis answered this process's last check."}, func() float64 { return b2f(up()) }))
+}

@@ -14,9 +14,8 @@ import (
 
 // WorkerSources are what the worker's series read at scrape time.
 type WorkerSources struct {
-	ID      string
-	Store   *streams.Store
-	RedisUp func() bool
+	ID    string
+	Store *streams.Store
 }
 
 // WorkerMetrics is the worker's instrumentation; Observer plugs into the
@@ -67,7 +66,6 @@ func RegisterWorker(reg prometheus.Registerer, s WorkerSources) *WorkerMetrics {
 		"lag":         desc("shard_lag", "Entries not yet delivered, per owned shard.", "shard"),
 		"pending":     desc("shard_pending", "Entries delivered and not acknowledged, per owned shard.", "shard"),
 		"length":      desc("shard_stream_length", "Entries in the shard stream, per owned shard.", "shard"),
-		"redis":       desc("redis_up", "1 while Redis answers this process."),
 		"heartbeats":  desc("heartbeats_processed_total", "Heartbeat entries acknowledged."),
 		"claimed":     desc("orphans_claimed_total", "Pending entries adopted from other consumer names."),
 		"parseErrors": desc("entry_format_errors_total", "Entries this build could not read (parked)."),
@@ -115,9 +113,6 @@ func RegisterWorker(reg prometheus.Registerer, s WorkerSources) *WorkerMetrics {
 		g("workers", float64(st.LiveWorkers.Load()))
 		g("inflight", float64(st.InFlight.Load()))
 		g("waiting", float64(st.Waiting.Load()))
-		if s.RedisUp != nil {
-			g("redis", b2f(s.RedisUp()))
-		}
 		if s.Store != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()

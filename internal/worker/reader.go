@@ -32,10 +32,16 @@ type reader struct {
 	recover []int
 	// unblocking is set while a CLIENT UNBLOCK is on its way.
 	unblocking bool
+	// shortBlock: the store cannot unblock a read (no CLIENT ID), so blocking
+	// reads are short and a new shard set waits at most that long.
+	shortBlock bool
 }
 
 // blockFor bounds one blocking read; a wake-up or a new entry ends it sooner.
 const blockFor = 5 * time.Second
+
+// shortBlockFor bounds a blocking read on a store that cannot be unblocked.
+const shortBlockFor = 100 * time.Millisecond
 
 func newReader(w *Worker) *reader {
 	return &reader{w: w, shards: map[int]bool{}, wake: make(chan struct{}, 1), last: map[int]string{}}
@@ -107,10 +113,16 @@ func (r *reader) run(ctx context.Context) {
 			// replaced whenever a read fails.
 			c := w.rdb.Conn()
 			id, err := c.ClientID(ctx).Result()
-			if err != nil {
+			if err != nil && c.Ping(ctx).Err() != nil {
 				c.Close()
 				r.sleep(ctx, 200*time.Millisecond)
 				continue
+			}
+			if err != nil {
+				// A store without CLIENT ID (the embedded one) cannot be
+				// unblocked: reads then block for a short time only.
+				id = 0
+				r.shortBlock = true
 			}
 			conn = c
 			r.mu.Lock()
@@ -184,8 +196,12 @@ func (r *reader) run(ctx context.Context) {
 		case <-r.wake:
 		default:
 		}
+		block := blockFor
+		if r.shortBlock {
+			block = shortBlockFor
+		}
 		res, err := conn.XReadGroup(ctx, &redis.XReadGroupArgs{Group: streams.GroupName, Consumer: streams.OwnerConsumer,
-			Streams: streamsArg, Count: count, Block: blockFor}).Result()
+			Streams: streamsArg, Count: count, Block: block}).Result()
 		if err != nil {
 			if errors.Is(err, redis.Nil) || ctx.Err() != nil {
 				continue
