@@ -24,14 +24,16 @@ $(BINARIES):
 test: build
 	SIGNAL_CLIENT_BIN=$(BIN) $(GO) test -race -count=1 -timeout 9m ./...
 	@for m in $(SUBMODULES); do echo "== module $$m"; (cd $$m && SIGNAL_CLIENT_BIN=$(BIN) $(GO) test -count=1 -timeout 9m ./...) || exit 1; done
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./internal/signal/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/signal/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMatchesStd$$' -fuzztime=$(FUZZTIME) ./internal/signal/
 
 test-short:
 	$(GO) test -short -count=1 ./...
 
 # Longer fuzzing of the frame decoder: make fuzz FUZZTIME=5m
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./internal/signal/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/signal/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMatchesStd$$' -fuzztime=$(FUZZTIME) ./internal/signal/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

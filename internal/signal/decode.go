@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	gojson "github.com/goccy/go-json"
 	"strings"
 	"unicode/utf8"
 )
@@ -131,9 +132,18 @@ func (d Decoder) decode(raw []byte) (*Frame, error) {
 		return nil, ErrInvalidUTF8
 	}
 	var w wireFrame
-	err := json.Unmarshal(raw, &w)
-	if err := classifyJSONError(raw, err); err != nil {
-		return nil, err
+	// goccy/go-json decodes this model 4–5× faster than encoding/json
+	// (BenchmarkDecodeFast); encoding/json stays the reference: it decodes
+	// again whatever goccy refuses, so errors and their texts are its own,
+	// and FuzzDecode checks that both accept the same frames identically.
+	if gojson.Unmarshal(raw, &w) != nil {
+		w = wireFrame{}
+		err := json.Unmarshal(raw, &w)
+		if err := classifyJSONError(raw, err); err != nil {
+			return nil, err
+		}
+	} else if t := jsonTypeOf(raw); t != "object" {
+		return nil, fmt.Errorf("%w: got a JSON %s", ErrNotObject, t)
 	}
 	f := &Frame{
 		Raw:       bytes.Clone(raw),
