@@ -17,7 +17,7 @@ func RunAll(ctx context.Context, cfg *config.Config) error {
 	var mem *memstore.Store
 	if cfg.StorageType == "memory" {
 		var err error
-		mem, err = memstore.Start(memstore.Options{Password: cfg.Redis.Password})
+		mem, err = memstore.Start(memstore.Options{Addr: cfg.MemoryStoreAddr, Password: cfg.Redis.Password})
 		if err != nil {
 			return fmt.Errorf("embedded store: %w", err)
 		}
@@ -33,7 +33,7 @@ func RunAll(ctx context.Context, cfg *config.Config) error {
 	if mem != nil {
 		b.memory = true
 		b.Log.Warn("STORAGE_TYPE=memory: the embedded store keeps everything in this process and loses it on exit; use STORAGE_TYPE=redis for anything that must survive a restart",
-			zap.String("store", mem.Addr()))
+			zap.String("store", mem.Addr()), zap.String("dlqctl", "REDIS_URL=redis://:<REDIS_PASSWORD>@"+mem.Addr()+"/0"))
 	}
 	if err := b.start(ctx); err != nil {
 		return err

@@ -67,6 +67,8 @@ type Config struct {
 
 	StorageType    string // STORAGE_TYPE: "redis" or "memory"
 	SQLiteDatabase string // SQLITE_DATABASE: accepted only to warn that it has no effect
+	// MemoryStoreAddr is where the embedded store of STORAGE_TYPE=memory listens (MEMORY_STORE_ADDR).
+	MemoryStoreAddr string
 
 	Redis Redis
 

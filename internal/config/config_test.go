@@ -94,6 +94,7 @@ func TestDefaults(t *testing.T) {
 		"QUARANTINE_MAX_LEN":                         "10000",
 		"QUARANTINE_RETENTION":                       "168h",
 		"MAX_FRAME_BYTES":                            "8388608",
+		"MEMORY_STORE_ADDR":                          "127.0.0.1:6390",
 		"TRIM_INTERVAL":                              "30s",
 		"HEARTBEAT_INTERVAL":                         "5s",
 		"SENT_RECORD_TTL":                            "168h",

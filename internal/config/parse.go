@@ -2,6 +2,7 @@ package config
 
 import (
 	"math"
+	"net"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -173,4 +174,20 @@ func levenshtein(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// validLoopbackAddr accepts host:port on a loopback host.
+func validLoopbackAddr(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -172,6 +172,9 @@ var settings = []spec{
 
 	// storage
 	storageSpec(),
+	strSpec("MEMORY_STORE_ADDR", "127.0.0.1:6390", func(c *Config) *string { return &c.MemoryStoreAddr }, validLoopbackAddr,
+		"a loopback host:port such as 127.0.0.1:6390 (port 0 picks a free one)",
+		"where the embedded store of STORAGE_TYPE=memory listens (password: REDIS_PASSWORD, random when unset), so dlqctl can reach it"),
 	strSpec("SQLITE_DATABASE", "", func(c *Config) *string { return &c.SQLiteDatabase }, nil, "",
 		"accepted for compatibility only: sqlite storage does not exist here"),
 
