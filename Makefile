@@ -5,7 +5,7 @@ GO        ?= go
 BIN       := $(CURDIR)/bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/signal-client/signal-client/internal/version.Version=$(VERSION)
-BINARIES  := ingester worker dlqctl signal-client signal-emulator
+BINARIES  := ingester worker dlqctl signal-client signal-emulator signal-demo
 FUZZTIME  ?= 10s
 # Extra Go modules (benchmarks, deploy tests) with their own go.mod; tested by `make test`.
 SUBMODULES := $(shell find . -mindepth 2 -name go.mod -not -path './bin/*' -exec dirname {} \; | sort)
@@ -34,6 +34,16 @@ test-short:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/signal/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMatchesStd$$' -fuzztime=$(FUZZTIME) ./internal/signal/
+
+# The whole system on its embedded store against the emulator, with a live transcript.
+demo: build
+	$(BIN)/signal-demo
+
+# The real thing against your own signal-cli-rest-api: settings from the environment, a .env
+# file, or config/signal-client.yaml (see docs/configuration.md).
+run: build
+	@set -a; if [ -f .env ]; then . ./.env; fi; set +a; \
+	exec $(BIN)/signal-client $(if $(wildcard config/signal-client.yaml),--config config/signal-client.yaml)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
