@@ -479,6 +479,13 @@ func (c *Config) finish() error {
 		c.origins["INSTANCE_ID"] = "default"
 	}
 
+	// The all-in-one runs on its embedded store unless Redis is configured.
+	if c.Role == RoleAll && !c.explicit("STORAGE_TYPE") &&
+		!c.explicit("REDIS_URL") && !c.explicit("REDIS_HOST") && !c.explicit("REDIS_PORT") {
+		c.StorageType = "memory"
+		c.origins["STORAGE_TYPE"] = "default for signal-client without REDIS_URL / REDIS_HOST"
+	}
+
 	needsSignal := c.Role == RoleIngester || c.Role == RoleWorker || c.Role == RoleAll
 	if needsSignal && c.Signal.PhoneNumber == "" {
 		return &Error{Variable: "SIGNAL_PHONE_NUMBER", Unset: true,

@@ -824,3 +824,35 @@ func TestDocsListEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+func TestAllInOneDefaultsToMemoryWithoutRedis(t *testing.T) {
+	base := map[string]string{"SIGNAL_PHONE_NUMBER": "+15551234567", "SIGNAL_SERVICE_URL": "http://localhost:8080"}
+	cases := []struct {
+		role  string
+		extra map[string]string
+		want  string
+	}{
+		{RoleAll, nil, "memory"},
+		{RoleAll, map[string]string{"REDIS_URL": "redis://r:6379/0"}, "redis"},
+		{RoleAll, map[string]string{"REDIS_HOST": "r"}, "redis"},
+		{RoleAll, map[string]string{"STORAGE_TYPE": "redis"}, "redis"},
+		{RoleIngester, nil, "redis"},
+		{RoleWorker, nil, "redis"},
+	}
+	for _, c := range cases {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		for k, v := range c.extra {
+			env[k] = v
+		}
+		cfg, err := Load(c.role, nil, EnvMap(env))
+		if err != nil {
+			t.Fatalf("%s %v: %v", c.role, c.extra, err)
+		}
+		if cfg.StorageType != c.want {
+			t.Errorf("%s with %v: STORAGE_TYPE %s, want %s", c.role, c.extra, cfg.StorageType, c.want)
+		}
+	}
+}
