@@ -279,6 +279,16 @@ func (e *IDError) Error() string {
 	return "dlq: " + strings.Join(parts, "; ") + "; nothing was changed"
 }
 
+// InvalidIDError is an id that cannot name an entry at all.
+type InvalidIDError struct {
+	ID       string
+	Expected string
+}
+
+func (e *InvalidIDError) Error() string {
+	return fmt.Sprintf("dlq: %q is not a valid id: expected %s", e.ID, e.Expected)
+}
+
 // ErrNotReplayable is returned by Replay on the quarantine.
 var ErrNotReplayable = errors.New("dlq: quarantined frames are not replayable as they are: they could not be decoded into a message. " +
 	"Inspect one with `dlqctl show --quarantine ID --reveal`, keep them with `dlqctl export --quarantine`, then purge them")
@@ -593,7 +603,7 @@ func (q *Queue) parseGivenID(given string) (int, string, error) {
 	if q.src == Quarantine {
 		s = strings.TrimPrefix(s, "q:")
 		if _, err := parseID(s); err != nil {
-			return 0, "", fmt.Errorf("dlq: %q is not a quarantine id: expected a stream id such as 1712345678901-0", given)
+			return 0, "", &InvalidIDError{ID: given, Expected: "a quarantine stream id such as 1712345678901-0"}
 		}
 		return -1, s, nil
 	}
@@ -601,12 +611,12 @@ func (q *Queue) parseGivenID(given string) (int, string, error) {
 	if a, b, ok := strings.Cut(s, ":"); ok {
 		n, err := strconv.Atoi(a)
 		if err != nil || n < 0 || n >= q.store.Shards() {
-			return 0, "", fmt.Errorf("dlq: %q is not a DLQ id: expected <shard>:<stream id> with a shard from 0 to %d, such as 3:1712345678901-0", given, q.store.Shards()-1)
+			return 0, "", &InvalidIDError{ID: given, Expected: fmt.Sprintf("<shard>:<stream id> with a shard from 0 to %d, such as 3:1712345678901-0", q.store.Shards()-1)}
 		}
 		shard, s = n, b
 	}
 	if _, err := parseID(s); err != nil {
-		return 0, "", fmt.Errorf("dlq: %q is not a DLQ id: expected <shard>:<stream id> such as 3:1712345678901-0", given)
+		return 0, "", &InvalidIDError{ID: given, Expected: "<shard>:<stream id> such as 3:1712345678901-0"}
 	}
 	return shard, s, nil
 }

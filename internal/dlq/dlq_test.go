@@ -199,7 +199,8 @@ func TestGet(t *testing.T) {
 		t.Fatalf("error text:\n%s\nwant:\n%s", err, want)
 	}
 	for _, bad := range []string{"7:1-0", "x", "1:abc"} {
-		if _, err := q.Get(ctx, []string{bad}); err == nil || !strings.Contains(err.Error(), "is not a DLQ id") {
+		var inv *InvalidIDError
+		if _, err := q.Get(ctx, []string{bad}); !errors.As(err, &inv) || inv.ID != bad {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
