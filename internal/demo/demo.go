@@ -264,8 +264,8 @@ func (r *runner) deadLetter(ctx context.Context) {
 	fmt.Fprintf(r.o.Out, "(after %d ms: parked in the dead-letter queue after 1 + DLQ_MAX_RETRIES = 2 attempts; dlqctl stats: depth %v)\n",
 		time.Since(start).Milliseconds(), stats["depth"])
 	r.emu.Faults().RemoveREST(fault)
-	fmt.Fprintf(r.o.Out, "(emulator: sends to Carol work again)\n$ dlqctl replay --all --yes\n")
-	if out, err := r.dlqctl(ctx, "replay", "--all", "--yes"); err != nil {
+	fmt.Fprintf(r.o.Out, "(emulator: sends to Carol work again)\n$ dlqctl replay --all\n")
+	if out, err := r.dlqctl(ctx, "replay", "--all"); err != nil {
 		r.fail(fmt.Sprintf("dlqctl replay: %v: %s", err, out))
 		return
 	} else {
@@ -296,7 +296,13 @@ func (r *runner) dlqctl(ctx context.Context, args ...string) ([]byte, error) {
 		}
 	}
 	cmd.Env = append(cmd.Env, "REDIS_URL=redis://:demo@"+r.store+"/0")
-	return cmd.CombinedOutput()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr // the audit log lines
+	out, err := cmd.Output()
+	if err != nil {
+		return append(out, stderr.String()...), err
+	}
+	return out, nil
 }
 
 // Summary prints the closing lines.
