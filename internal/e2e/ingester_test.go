@@ -327,3 +327,39 @@ func TestShardCountMismatchRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestIngesterSIGTERMHandsOverAtOnce(t *testing.T) {
+	e := newEnv(t, redistest.Options{})
+	extra := map[string]string{"LOCK_TTL_SECONDS": "6"}
+	a := e.start("ingester", "ing-a", extra)
+	a.WaitReady(t, 20*time.Second)
+	b := e.start("ingester", "ing-b", extra)
+	b.WaitReady(t, 20*time.Second)
+	e.waitSockets(2)
+	lead := leaderOf(a, b)
+	standby := a
+	if lead == a {
+		standby = b
+	}
+	gen, err := e.Emu.StartGenerator(genConfig(300))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	stopped := time.Now()
+	if err := lead.Term(6 * time.Second); err != nil {
+		t.Fatalf("SIGTERM: %v (want exit 0 within SHUTDOWN_TIMEOUT)", err)
+	}
+	exitTook := time.Since(stopped)
+	Eventually(t, 5*time.Second, func() bool { ok, body := standby.Ready(); return ok && body["role"] == "leader" }, "standby leads")
+	took := time.Since(stopped)
+	if err := gen.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	checkExactlyOnceInOrder(t, gen.Emitted(), e.readStreams(16))
+	t.Logf("SIGTERM: leader exited 0 after %v; standby led after %v (LOCK_TTL_SECONDS=6: the lock was released, not left to expire)", exitTook.Round(time.Millisecond), took.Round(time.Millisecond))
+	if took > 3*time.Second {
+		t.Fatalf("takeover after %v: the lock was not released on SIGTERM", took)
+	}
+}
