@@ -185,7 +185,7 @@ func checkIDs(ctx context.Context, q *dlq.Queue, sel dlq.Selection) error {
 
 func (a *app) replayCmd() *cobra.Command {
 	var f selFlags
-	var dryRun, asJSON bool
+	var dryRun, asJSON, yes bool
 	var rate string
 	c := &cobra.Command{
 		Use:   "replay [ID...]",
@@ -224,6 +224,7 @@ func (a *app) replayCmd() *cobra.Command {
 	f.bind(c.Flags(), true, 0, "replay at most this many (0 = no limit)")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "count what would be replayed; change nothing")
 	c.Flags().StringVar(&rate, "rate", "", "replay at most this many entries per second, e.g. 50 or 50/s (default: no limit)")
+	c.Flags().BoolVar(&yes, "yes", false, "accepted for scripts; replay asks for no confirmation (nothing is lost: entries move, atomically)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the counts as JSON")
 	return c
 }
