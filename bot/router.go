@@ -217,7 +217,9 @@ func (r *Router) OnError(f func(c *Context, err error) error) { r.onError = f }
 // OnStart registers a function the runtime starts in its own goroutine when
 // the worker starts (for announcements and other proactive sends); ctx ends
 // at shutdown. An error is logged.
-func (r *Router) OnStart(f func(ctx context.Context, cl *Client) error) { r.onStart = append(r.onStart, f) }
+func (r *Router) OnStart(f func(ctx context.Context, cl *Client) error) {
+	r.onStart = append(r.onStart, f)
+}
 
 // StartHooks returns the functions registered with OnStart.
 func (r *Router) StartHooks() []func(ctx context.Context, cl *Client) error { return r.onStart }

@@ -313,12 +313,12 @@ func TestOnError(t *testing.T) {
 
 func TestSplitArgs(t *testing.T) {
 	for in, want := range map[string][]string{
-		"":                   nil,
-		"  a  b ":            {"a", "b"},
-		`"a b" c`:            {"a b", "c"},
-		`'it"s' x`:           {`it"s`, "x"},
-		`“curly” ‘single’`:   {"curly", "single"},
-		`"" x`:               {"", "x"},
+		"":                  nil,
+		"  a  b ":           {"a", "b"},
+		`"a b" c`:           {"a b", "c"},
+		`'it"s' x`:          {`it"s`, "x"},
+		`“curly” ‘single’`:  {"curly", "single"},
+		`"" x`:              {"", "x"},
 		"emoji 🎉 \"two 🎉\"": {"emoji", "🎉", "two 🎉"},
 	} {
 		if got := bot.SplitArgs(in); !reflect.DeepEqual(got, want) {
