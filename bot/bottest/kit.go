@@ -16,6 +16,7 @@ package bottest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -167,17 +168,46 @@ func (k *Kit) Run(m *Msg) *Result {
 	if ts == 0 {
 		ts = k.tick()
 	}
-	return k.deliver(m, id, ts, 1)
+	return k.deliver(m, id, ts, 1, false)
+}
+
+// RunCrashing delivers m like Run and then "crashes" before the message is
+// acknowledged (a kill -9 after the handler's calls went out): the calls
+// happened, the state writes are lost. Retry the result to see what the
+// next worker does.
+func (k *Kit) RunCrashing(m *Msg) *Result {
+	k.mu.Lock()
+	k.entry++
+	id := strconv.FormatInt(k.entry, 10) + "-0"
+	k.mu.Unlock()
+	ts := m.timestamp
+	if ts == 0 {
+		ts = k.tick()
+	}
+	return k.deliver(m, id, ts, 1, true)
 }
 
 // Retry delivers the message of res again as the runtime does after a failed
 // or crashed attempt: same ids and timestamp, the next attempt number. Calls
-// the earlier attempts completed are skipped (Call.Replayed).
+// the earlier attempts completed are skipped (Call.Replayed). A committed
+// message is never retried by the runtime; retrying one gives an error.
 func (k *Kit) Retry(res *Result) *Result {
-	return k.deliver(res.msg, res.ID, res.Timestamp, res.attempt+1)
+	if res.Committed {
+		return &Result{Err: errors.New("bottest: this message was handled and acknowledged; the runtime never retries it (use RunCrashing to simulate a crash before the acknowledgement)"),
+			ID: res.ID, Timestamp: res.Timestamp, Conversation: res.Conversation, msg: res.msg, attempt: res.attempt}
+	}
+	return k.deliver(res.msg, res.ID, res.Timestamp, res.attempt+1, false)
 }
 
-func (k *Kit) deliver(m *Msg, id string, ts int64, attempt int) *Result {
+// RetryCrashing is Retry followed by a crash before the acknowledgement.
+func (k *Kit) RetryCrashing(res *Result) *Result {
+	if res.Committed {
+		return k.Retry(res)
+	}
+	return k.deliver(res.msg, res.ID, res.Timestamp, res.attempt+1, true)
+}
+
+func (k *Kit) deliver(m *Msg, id string, ts int64, attempt int, crash bool) *Result {
 	for aid, data := range m.attData {
 		k.mu.Lock()
 		k.files[aid] = data
@@ -197,7 +227,7 @@ func (k *Kit) deliver(m *Msg, id string, ts int64, attempt int) *Result {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res.Err = k.router.Dispatch(ctx, u)
-	if res.Err == nil {
+	if res.Err == nil && !crash {
 		st.commit()
 		res.Committed = true
 	}

@@ -1,79 +1,102 @@
-// Package handlers holds signal-client's built-in handlers: what bin/worker
-// runs when no bot of the user's own is compiled in. Until the bot API lands
-// they are plain worker.Handlers: `!ping` answers `pong` and `!echo <text>`
-// answers `<text>`, each into the conversation the message came from.
+// Package handlers holds signal-client's built-in handlers, written with the
+// public bot API (package bot): what bin/worker runs when no bot of the
+// user's own is compiled in.
+//
+//	!ping          → pong (quoting the question)
+//	!echo <text>   → <text>
+//	!count         → how many times !count was asked in this conversation
+//	                 (per-conversation state, under a lock)
+//	!help          → the generated command list
+//
+// Their tests use bot/bottest, the kit bot authors use.
 package handlers
 
 import (
-	"context"
-	"errors"
-	"net"
-	"strings"
+	"os"
+	"strconv"
 	"time"
 
-	"github.com/signal-client/signal-client/internal/signal"
-	"github.com/signal-client/signal-client/internal/signal/rest"
-	"github.com/signal-client/signal-client/internal/worker"
+	"github.com/signal-client/signal-client/bot"
 )
 
-// Sender is the part of the REST client the built-ins use.
-type Sender interface {
-	Send(ctx context.Context, req rest.SendRequest) (rest.SendResult, error)
+// TestCommandsEnv, set to "1", adds the hidden !sendsleep command that the
+// end-to-end tests use to crash a worker after a confirmed send and before
+// the acknowledgement. Never set it in production.
+const TestCommandsEnv = "SIGNAL_CLIENT_TEST_COMMANDS"
+
+// Options select optional commands.
+type Options struct {
+	// TestCommands adds !sendsleep <ms> <text>: it sends <text>, counts
+	// "sendsleep" in the conversation's state, then sleeps <ms>.
+	TestCommands bool
 }
 
-// RateLimitPause is how long an account pauses after a 429 (ARCHITECTURE §7.3).
-const RateLimitPause = 60 * time.Second
-
-// Builtins answers !ping and !echo; other messages are acknowledged untouched.
-type Builtins struct {
-	Sender Sender
+// Router returns the built-in commands.
+func Router(o Options) *bot.Router {
+	r := bot.New()
+	r.Command("!ping", Ping).Describe("answer pong")
+	r.Command("!echo", Echo).Usage("<text>").Describe("repeat the text")
+	r.Command("!count", Count).Describe("count how often this was asked here")
+	if o.TestCommands {
+		r.Command("!sendsleep", SendSleep).Hidden()
+	}
+	r.Help("!help")
+	return r
 }
 
-// Handle implements worker.Handler.
-func (b Builtins) Handle(ctx context.Context, m *worker.Message) error {
-	if m.Frame == nil || m.Frame.Kind() != signal.KindMessage {
-		return nil
-	}
-	text := strings.TrimSpace(m.Frame.Text())
-	var reply string
-	switch {
-	case text == "!ping" || strings.HasPrefix(text, "!ping "):
-		reply = "pong"
-	case strings.HasPrefix(text, "!echo ") || strings.HasPrefix(text, "!echo\n"):
-		reply = strings.TrimSpace(text[len("!echo"):])
-	default:
-		return nil
-	}
-	if reply == "" {
-		return nil
-	}
-	_, err := b.Sender.Send(ctx, rest.SendRequest{Recipients: []string{m.Frame.Conversation().Recipient}, Message: reply})
-	return Classify(err)
+// New builds the worker runtime of the built-in commands.
+func New(d bot.Deps) (*bot.Runtime, error) {
+	return bot.NewRuntime(Router(Options{TestCommands: os.Getenv(TestCommandsEnv) == "1"}), d)
 }
 
-// Classify turns REST failures that are not the message's fault into
-// worker infrastructure errors (the attempt is refunded and the conversation
-// pauses): rate limits, 5xx and transport failures. A send whose outcome is
-// unknown is not repeated (it may have been delivered; ARCHITECTURE §8).
-func Classify(err error) error {
-	if err == nil {
-		return nil
-	}
-	var rl *rest.RateLimitError
-	var api *rest.APIError
-	var nerr net.Error
-	switch {
-	case errors.Is(err, rest.ErrUnknownOutcome):
-		return nil
-	case errors.As(err, &rl):
-		return worker.Infrastructure(err, RateLimitPause)
-	case errors.As(err, &api):
-		if api.Status >= 500 || api.NoRoute {
-			return worker.Infrastructure(err, 0)
-		}
+// Ping answers pong, quoting the question.
+func Ping(c *bot.Context) error {
+	_, err := c.Reply("pong")
+	return err
+}
+
+// Echo sends the text after the command back into the conversation.
+func Echo(c *bot.Context) error {
+	text := c.ArgString()
+	if text == "" {
+		_, err := c.Reply("usage: !echo <text>")
 		return err
-	case errors.As(err, &nerr), errors.Is(err, context.DeadlineExceeded):
-		return worker.Infrastructure(err, 0)
 	}
-	return worker.Infrastructure(err, 0)
+	_, err := c.Send(text)
+	return err
+}
+
+// Count increments the conversation's counter and answers its new value.
+// The lock is not needed for correctness (a conversation's messages never
+// run at once); it shows that locking the conversation's own key is safe.
+func Count(c *bot.Context) error {
+	unlock, err := c.Lock("count:"+c.Conversation().Key, 0)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	n, err := c.State().Incr("count", 1)
+	if err != nil {
+		return err
+	}
+	_, err = c.Reply(strconv.FormatInt(n, 10))
+	return err
+}
+
+// SendSleep sends its text, counts, then sleeps (tests only).
+func SendSleep(c *bot.Context) error {
+	ms, _ := strconv.Atoi(c.Arg(0))
+	text := c.Arg(1)
+	if _, err := c.Send(text); err != nil {
+		return err
+	}
+	if _, err := c.State().Incr("sendsleep", 1); err != nil {
+		return err
+	}
+	select {
+	case <-time.After(time.Duration(ms) * time.Millisecond):
+	case <-c.Done():
+		return c.Err()
+	}
+	return nil
 }
