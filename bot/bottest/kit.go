@@ -535,3 +535,14 @@ func (k *Kit) DeleteAttachment(ctx context.Context, id string) error {
 func (k *Kit) Lock(ctx context.Context, key string, ttl time.Duration) (bot.HeldLock, error) {
 	return k.backend().Lock(ctx, key, ttl)
 }
+
+// Start runs the router's OnStart hooks with the kit's Client, one after the
+// other, and returns the first error.
+func (k *Kit) Start(ctx context.Context) error {
+	for _, f := range k.router.StartHooks() {
+		if err := f(ctx, k.client); err != nil {
+			return err
+		}
+	}
+	return nil
+}
