@@ -72,7 +72,6 @@ func NewRuntime(r *Router, d Deps) (*Runtime, error) {
 		RatePeriod:     cfg.RateLimitPeriod,
 		RateBurst:      cfg.RateLimitBurst,
 		MaxConcurrency: cfg.Signal.MaxConcurrency,
-		CallTimeout:    cfg.Signal.Timeout,
 		Breaker: sender.BreakerConfig{
 			FailureThreshold: cfg.CircuitBreaker.FailureThreshold,
 			ResetTimeout:     cfg.CircuitBreaker.ResetTimeout,

@@ -11,8 +11,9 @@
 //     RATE_LIMIT_PERIOD / RATE_LIMIT, so any window of length W holds at most
 //     BURST + W × RATE_LIMIT / RATE_LIMIT_PERIOD calls;
 //   - a cluster-wide cap on calls in flight (API_MAX_CONCURRENCY), a Redis
-//     semaphore whose slots are leases (API_TIMEOUT + 5 s), so a crashed
-//     worker's slot comes back by itself. Every call but attachment
+//     semaphore whose slots are short leases (3 s) refreshed while the call
+//     runs, so a crashed worker's slots come back by themselves within the
+//     lease. Every call but attachment
 //     downloads and deletes (served from disk, not by signal-cli) takes one;
 //   - a circuit breaker per endpoint template and process
 //     (CIRCUIT_BREAKER_*); 4xx answers say the server is up and never trip
@@ -93,9 +94,11 @@ type Config struct {
 	RateBurst int
 	// MaxConcurrency is API_MAX_CONCURRENCY; 0 turns the semaphore off.
 	MaxConcurrency int
-	// CallTimeout is API_TIMEOUT; slot leases last CallTimeout + 5s.
-	CallTimeout time.Duration
-	Breaker     BreakerConfig
+	// SlotLease is how long a semaphore slot lives without a refresh; a call
+	// refreshes its slot every SlotLease/3 while it runs, so a crashed
+	// worker's slots come back within SlotLease (default 3s).
+	SlotLease time.Duration
+	Breaker   BreakerConfig
 	// Retries is how many times an idempotent call is repeated after a
 	// transport error, timeout or 5xx (default 2; negative = none).
 	Retries   int
@@ -123,8 +126,8 @@ func (c *Config) defaults() {
 	if c.RateBurst <= 0 {
 		c.RateBurst = max(c.RateLimit, 1)
 	}
-	if c.CallTimeout <= 0 {
-		c.CallTimeout = rest.DefaultTimeout
+	if c.SlotLease <= 0 {
+		c.SlotLease = 3 * time.Second
 	}
 	if c.Retries == 0 {
 		c.Retries = 2
@@ -521,7 +524,9 @@ func (s *Sender) run(ctx context.Context, o op) (Result, error) {
 			return Result{}, err
 		}
 		start := s.now()
+		stopKeeping := s.keepSlot(holder)
 		ts, callErr := o.do(ctx)
+		stopKeeping()
 		if holder != "" {
 			s.release(holder)
 		}
@@ -624,7 +629,7 @@ func (s *Sender) admit(ctx context.Context, o op) (string, error) {
 	if s.store == nil || (!o.counts && !o.slot) {
 		return "", s.checkTime(ctx, o.endpoint)
 	}
-	req := streams.AdmitReq{Lease: s.cfg.CallTimeout + 5*time.Second}
+	req := streams.AdmitReq{Lease: s.cfg.SlotLease}
 	if o.slot && s.cfg.MaxConcurrency > 0 {
 		req.Holder = s.cfg.Instance + ":" + s.nonce + ":" + strconv.FormatUint(s.holderN.Add(1), 10)
 		req.Slots = s.cfg.MaxConcurrency
@@ -703,11 +708,43 @@ func (s *Sender) checkTime(ctx context.Context, endpoint string) error {
 	return nil
 }
 
+// keepSlot refreshes holder's slot while a call runs; the returned func
+// stops it (and waits for the refresher to end).
+func (s *Sender) keepSlot(holder string) (stop func()) {
+	if holder == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(s.cfg.SlotLease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.SlotLease/3)
+			held, err := s.store.RefreshSlot(ctx, holder, s.cfg.SlotLease)
+			cancel()
+			if err == nil && !held {
+				s.log.Warn("a long REST call lost its API_MAX_CONCURRENCY slot (Redis was slow or unreachable); the cap may be exceeded briefly")
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-exited
+	}
+}
+
 func (s *Sender) release(holder string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := s.store.ReleaseSlot(ctx, holder); err != nil {
-		// The lease returns the slot after API_TIMEOUT + 5s.
 		s.log.Warn("could not release a REST slot; it frees itself when its lease ends", zap.Error(err))
 	}
 }

@@ -465,6 +465,42 @@ func TestConcurrencyCapSharedByTwoProcesses(t *testing.T) {
 	}
 }
 
+func TestSlotsOfLongCallsAreKeptAndCrashedOnesFree(t *testing.T) {
+	f := newFixture(t)
+	cfg := Config{MaxConcurrency: 1, SlotLease: 150 * time.Millisecond}
+	a := f.sender(t, cfg, 2*time.Second)
+	b := f.sender(t, cfg, 2*time.Second)
+	ctx := ctxFor(t, 10*time.Second)
+	// A call lasting 4 leases keeps its slot: b waits for it.
+	slow := f.emu.Faults().AddREST(emulator.RESTFault{Route: rest.EndpointSend, Latency: 600 * time.Millisecond, Count: 1})
+	done := make(chan error, 1)
+	go func() { _, err := a.Send(ctx, Key{}, msg("slow")); done <- err }()
+	if _, err := f.emu.WaitCalls(ctx, 1, emulator.CallFilter{Route: rest.EndpointSend}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Send(ctx, Key{}, msg("after")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	f.emu.Faults().RemoveREST(slow)
+	if got := maxOverlap(f.sends()); got != 1 {
+		t.Fatalf("%d calls overlapped with API_MAX_CONCURRENCY=1", got)
+	}
+	// A holder that crashed (never releases nor refreshes) frees its slot within the lease.
+	if r, _ := f.store.Admit(ctx, streams.AdmitReq{Holder: "crashed", Slots: 1, Lease: cfg.SlotLease}); r.Code != streams.Admitted {
+		t.Fatal("slot not free")
+	}
+	start := time.Now()
+	if _, err := b.Send(ctx, Key{}, msg("later")); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Fatalf("waited %v for a crashed holder's slot (lease 150ms)", waited)
+	}
+}
+
 func TestWaitsBeyondTheDeadlineAreInfrastructure(t *testing.T) {
 	f := newFixture(t)
 	s := f.sender(t, Config{RateLimit: 1, RatePeriod: time.Hour, RateBurst: 1}, 2*time.Second)

@@ -19,7 +19,7 @@ import (
 //
 //	P:{A}:sendpause     string, set after a 429 so every worker stops sending; PX = RATE_LIMIT_429_PAUSE
 //	P:{A}:rate          (Keys.Rate)          GCRA theoretical arrival time in µs; PX = time until it is in the past
-//	P:{A}:apisem        (Keys.APISemaphore)  zset holder → lease expiry ms
+//	P:{A}:apisem        (Keys.APISemaphore)  zset holder → lease expiry ms (short leases, refreshed while a call runs)
 //	P:{A.sN}:sent:<o>   (Keys.Sent)          hash call seq → result; PX = SENT_RECORD_TTL
 
 // SendPause is the account-wide "stop sending" marker set after a 429.
@@ -66,6 +66,21 @@ end
 return {0, 0}
 `)
 
+// refreshSlot: KEYS[1] apisem. ARGV[1] holder, ARGV[2] lease ms. Extends a
+// slot still held (never re-creates a lost one). Returns 1 when extended.
+var refreshSlot = redis.NewScript(`
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local exp = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not exp then return 0 end
+if tonumber(exp) <= now_ms then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 0
+end
+redis.call('ZADD', KEYS[1], 'XX', now_ms + tonumber(ARGV[2]), ARGV[1])
+return 1
+`)
+
 // releaseSlot: KEYS[1] apisem. ARGV[1] holder. Returns 1 when the holder held a slot.
 var releaseSlot = redis.NewScript(`return redis.call('ZREM', KEYS[1], ARGV[1])`)
 
@@ -89,7 +104,7 @@ return 1
 `)
 
 func init() {
-	allScripts = append(allScripts, admit, releaseSlot, pauseSends, recordSent)
+	allScripts = append(allScripts, admit, refreshSlot, releaseSlot, pauseSends, recordSent)
 }
 
 // AdmitCode says why a call was or was not admitted.
@@ -157,6 +172,17 @@ func (s *Store) ReleaseSlot(ctx context.Context, holder string) error {
 		return fmt.Errorf("streams: release REST slot: %w", err)
 	}
 	return nil
+}
+
+// RefreshSlot extends a held slot's lease (calls longer than the lease keep
+// their slot this way, while a crashed holder's slot frees itself soon).
+// held is false when the slot was lost.
+func (s *Store) RefreshSlot(ctx context.Context, holder string, lease time.Duration) (held bool, err error) {
+	n, err := refreshSlot.Run(ctx, s.rdb, []string{s.keys.APISemaphore()}, holder, max(lease.Milliseconds(), 1)).Int64()
+	if err != nil {
+		return false, fmt.Errorf("streams: refresh REST slot: %w", err)
+	}
+	return n == 1, nil
 }
 
 // SlotsInUse counts the live semaphore holders (for tests and stats).

@@ -78,6 +78,30 @@ func TestAdmitSemaphore(t *testing.T) {
 	}
 }
 
+func TestRefreshSlot(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t, 1)
+	if r, _ := s.Admit(ctx, AdmitReq{Holder: "a", Slots: 1, Lease: 100 * time.Millisecond}); r.Code != Admitted {
+		t.Fatal("not admitted")
+	}
+	for i := 0; i < 4; i++ {
+		time.Sleep(50 * time.Millisecond)
+		if held, err := s.RefreshSlot(ctx, "a", 100*time.Millisecond); err != nil || !held {
+			t.Fatalf("refresh %d: %v %v", i, held, err)
+		}
+	}
+	if r, _ := s.Admit(ctx, AdmitReq{Holder: "b", Slots: 1, Lease: time.Minute}); r.Code != AdmitBusy {
+		t.Fatal("a refreshed slot was taken")
+	}
+	time.Sleep(150 * time.Millisecond)
+	if held, _ := s.RefreshSlot(ctx, "a", time.Minute); held {
+		t.Fatal("an expired slot was re-created by a refresh")
+	}
+	if r, _ := s.Admit(ctx, AdmitReq{Holder: "b", Slots: 1, Lease: time.Minute}); r.Code != Admitted {
+		t.Fatal("expired slot not freed")
+	}
+}
+
 func TestAdmitBusyDoesNotSpendRate(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t, 1)
