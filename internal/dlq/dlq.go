@@ -298,13 +298,13 @@ type Queue struct {
 	store *streams.Store
 	src   Source
 	// PageBudget bounds the entries held in memory by one walk (shared by
-	// the shards being merged); default 8192.
+	// the shards being merged); default 2048.
 	PageBudget int
 }
 
 // New returns the queue of src in store's deployment.
 func New(store *streams.Store, src Source) *Queue {
-	return &Queue{store: store, src: src, PageBudget: 8192}
+	return &Queue{store: store, src: src, PageBudget: 2048}
 }
 
 // Source returns the queue's source.
