@@ -637,8 +637,11 @@ func TestOnTheEmbeddedStore(t *testing.T) {
 	if err != nil || res.Done != 6 || res.Duplicates != 6 {
 		t.Fatalf("import %+v %v", res, err)
 	}
-	tr := &Trimmer{Store: s, DLQMaxLen: 3}
-	if err := tr.TrimOnce(ctx, time.Now()); err != nil || tr.Stats().DLQMaxLen.Load() != 12-3 {
+	tr := &Trimmer{Store: s, DLQMaxLen: 3, DLQRetention: time.Hour, QuarantineMaxLen: 5, QuarantineRetention: time.Hour}
+	if err := tr.TrimOnce(ctx, base.Add(30*time.Minute)); err != nil || tr.Stats().DLQMaxLen.Load() != 12-3 || tr.Stats().DLQAge.Load() != 0 {
 		t.Fatalf("trim %v %d", err, tr.Stats().DLQMaxLen.Load())
+	}
+	if err := tr.TrimOnce(ctx, time.Now().Add(48*time.Hour)); err != nil || tr.Stats().DLQAge.Load() != 3 {
+		t.Fatalf("trim by age %v %d", err, tr.Stats().DLQAge.Load())
 	}
 }
