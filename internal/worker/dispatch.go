@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -59,7 +60,7 @@ func (d *dispatcher) stats() {
 func (d *dispatcher) enqueue(shard int, m redis.XMessage) {
 	key := streams.ConversationOf(m.Values)
 	if key == "" {
-		key = "\x00" + m.ID // heartbeats and the like: their own queue
+		key = "\x00" + strconv.Itoa(shard) + "/" + m.ID // heartbeats and the like: their own queue (ids repeat across shards)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
