@@ -82,7 +82,9 @@ func newBreaker(cfg BreakerConfig, now func() time.Time, onChange func(from, to 
 
 // allow asks to make a call. trial is true for the half-open trial call,
 // which must be reported with done(true, …). When refused, wait says how
-// long until a trial may be made (0 while a trial is in flight).
+// long until a trial may be made, or, while a trial is in flight, a quarter
+// of the reset timeout (when the trial succeeds, waiting callers come back
+// soon without hammering the endpoint).
 func (b *breaker) allow() (ok, trial bool, wait time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -98,7 +100,7 @@ func (b *breaker) allow() (ok, trial bool, wait time.Duration) {
 		fallthrough
 	default: // HalfOpen
 		if b.trial {
-			return false, false, 0
+			return false, false, max(b.cfg.ResetTimeout/4, 10*time.Millisecond)
 		}
 		b.trial = true
 		return true, true, 0
@@ -173,4 +175,14 @@ func (b *breaker) current() State {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.state
+}
+
+// openFor is how long the breaker stays open (0 unless open).
+func (b *breaker) openFor() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state != Open {
+		return 0
+	}
+	return max(b.cfg.ResetTimeout-b.now().Sub(b.openedAt), 0)
 }

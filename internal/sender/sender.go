@@ -215,6 +215,12 @@ func (s *Sender) PauseFor(err error) (time.Duration, bool) {
 	if err == nil {
 		return 0, false
 	}
+	var h *hinted
+	if errors.As(err, &h) {
+		if _, infra := s.PauseFor(h.error); infra {
+			return h.wait, true
+		}
+	}
 	var se *Error
 	if errors.As(err, &se) {
 		// Running out of time before a call is the handler's own doing
@@ -552,31 +558,48 @@ func (s *Sender) run(ctx context.Context, o op) (Result, error) {
 			s.pause429(ctx)
 			return Result{}, callErr
 		}
+		fail := func() (Result, error) {
+			report(v)
+			return Result{}, hint(br, callErr)
+		}
 		if errors.Is(callErr, rest.ErrUnknownOutcome) {
-			report(failure)
 			if keyed {
 				s.stats.UnknownRecorded.Add(1)
 				if err := s.store.RecordSent(context.WithoutCancel(ctx), o.key.Shard, o.key.Original, o.key.Seq, recordUnknown, s.cfg.SentTTL); err != nil {
 					s.log.Warn("could not record an unknown outcome", zap.String("endpoint", o.endpoint), zap.Error(err))
 				}
 			}
-			return Result{}, callErr
+			return fail()
 		}
 		if v != failure || !idempotent || attempt >= s.cfg.Retries || ctx.Err() != nil {
-			report(v)
-			return Result{}, callErr
+			return fail()
 		}
 		d := s.backoff(attempt)
 		if dl, ok := ctx.Deadline(); ok && s.now().Add(d+s.cfg.MinCallTime).After(dl) {
-			report(v)
-			return Result{}, callErr
+			return fail()
 		}
 		s.stats.Retries.Add(1)
 		if err := sleep(ctx, d); err != nil {
-			report(v)
-			return Result{}, callErr
+			return fail()
 		}
 	}
+}
+
+// hinted carries how long to wait after a failed call that opened (or
+// re-opened) its endpoint's breaker: until the next trial, not the worker's
+// growing backoff.
+type hinted struct {
+	error
+	wait time.Duration
+}
+
+func (h *hinted) Unwrap() error { return h.error }
+
+func hint(br *breaker, err error) error {
+	if w := br.openFor(); w > 0 {
+		return &hinted{error: err, wait: w}
+	}
+	return err
 }
 
 func (s *Sender) replayed(endpoint, what string) {

@@ -198,8 +198,15 @@ func TestBreakerOpensHalfOpensCloses(t *testing.T) {
 	}
 	down := f.emu.Faults().FailNext(rest.EndpointReactions, 503, 0)
 	for i := 0; i < 3; i++ {
-		if err := react(); err == nil {
-			t.Fatal("503 not reported")
+		err := react()
+		var api *rest.APIError
+		if !errors.As(err, &api) || api.Status != 503 {
+			t.Fatalf("503 not reported: %v", err)
+		}
+		// The failure that opens the breaker says to wait for the next trial.
+		wait, infra := s.PauseFor(err)
+		if !infra || (i < 2 && wait != 0) || (i == 2 && (wait <= 0 || wait > 300*time.Millisecond)) {
+			t.Fatalf("failure %d: PauseFor = %v %v", i+1, wait, infra)
 		}
 	}
 	if calls() != 8 {
