@@ -157,7 +157,7 @@ func TestTypingKeepAliveAndStop(t *testing.T) {
 	r := bot.New()
 	r.Command("!slow", func(c *bot.Context) error {
 		c.Typing()
-		time.Sleep(130 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 		_, err := c.Send("done")
 		return err
 	})
@@ -174,8 +174,10 @@ func TestTypingKeepAliveAndStop(t *testing.T) {
 	k.TypingInterval = 40 * time.Millisecond
 	res := k.Run(bottest.Text(alice, "!slow"))
 	starts, stops := len(res.Of("typing")), len(res.Of("typing_stop"))
-	if starts < 3 || stops != 1 {
-		t.Fatalf("typing starts %d (want ≥ 3 over 130ms at 40ms), stops %d (want 1)", starts, stops)
+	// 200ms at a 40ms interval: the first indicator and at least one repeat
+	// (a loaded machine may delay ticks, never add them).
+	if starts < 2 || starts > 6 || stops != 1 {
+		t.Fatalf("typing starts %d (want 2..6 over 200ms at 40ms), stops %d (want 1)", starts, stops)
 	}
 	if last := res.Calls[len(res.Calls)-1]; last.Kind != "typing_stop" || last.To != alice.Number {
 		t.Fatalf("last call %+v, want the typing stop at handler end", last)
