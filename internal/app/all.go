@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"github.com/signal-client/signal-client/internal/config"
-	"github.com/signal-client/signal-client/internal/handlers"
 	"github.com/signal-client/signal-client/internal/memstore"
 	"go.uber.org/zap"
 )
@@ -38,11 +37,15 @@ func RunAll(ctx context.Context, cfg *config.Config) error {
 	if err := b.start(ctx); err != nil {
 		return err
 	}
+	h, err := Builtins(b)
+	if err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	wg.Add(2)
 	go func() { defer wg.Done(); errs[0] = b.runIngester(ctx, nil) }()
-	go func() { defer wg.Done(); errs[1] = b.runWorker(ctx, handlers.Builtins{Sender: b.REST}) }()
+	go func() { defer wg.Done(); errs[1] = b.runWorker(ctx, h) }()
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {

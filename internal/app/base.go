@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/signal-client/signal-client/internal/config"
+	"github.com/signal-client/signal-client/internal/dlq"
 	"github.com/signal-client/signal-client/internal/health"
 	"github.com/signal-client/signal-client/internal/logging"
 	"github.com/signal-client/signal-client/internal/metrics"
@@ -36,6 +37,9 @@ type Base struct {
 
 	preflightOK atomic.Bool
 	redisUp     atomic.Bool
+	// pending counts the components (ingester, worker) whose readiness
+	// checks are not registered yet: until then /ready must not say ready.
+	pending atomic.Int32
 	// memory is set for the embedded store: its Redis-side checks (version,
 	// eviction, persistence) do not apply.
 	memory bool
@@ -57,6 +61,12 @@ func NewBase(cfg *config.Config, component string) (*Base, error) {
 		log.Warn("configuration: " + w)
 	}
 	b := &Base{Cfg: cfg, Log: log, Redactor: red, Health: health.New(), Registry: metrics.NewRegistry(component)}
+	switch component {
+	case "ingester", "worker":
+		b.pending.Store(1)
+	case "signal-client":
+		b.pending.Store(2)
+	}
 	metrics.RegisterRedisUp(b.Registry, b.RedisUp)
 	if cfg.StorageType != "memory" || cfg.Redis.URL != "" {
 		opts, err := cfg.RedisOptions()
@@ -77,12 +87,17 @@ func NewBase(cfg *config.Config, component string) (*Base, error) {
 	if cfg.Signal.APIURL != "" {
 		scheme := cfg.Signal.AuthScheme // "" sends the token bare
 		b.REST, err = rest.New(rest.Options{BaseURL: cfg.Signal.APIURL, Number: cfg.Signal.PhoneNumber, Token: cfg.Signal.APIToken,
-			AuthScheme: &scheme, Timeout: cfg.Signal.Timeout, MaxInFlight: cfg.Signal.MaxConcurrency})
+			AuthScheme: &scheme, Timeout: cfg.Signal.Timeout, MaxInFlight: cfg.Signal.MaxConcurrency,
+			Observer: metrics.RegisterREST(b.Registry).Observe})
 		if err != nil {
 			return nil, err
 		}
 	}
+	b.Health.Handle("/dlq", dlq.Handler(b.Store))
 	b.Health.AddCheck("preflight", func(context.Context) health.Result {
+		if b.preflightOK.Load() && b.pending.Load() > 0 {
+			return health.Result{OK: false, Message: "starting: the start-up checks passed, the ingester or worker is not running yet"}
+		}
 		if b.preflightOK.Load() {
 			return health.Result{OK: true}
 		}

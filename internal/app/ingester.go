@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/signal-client/signal-client/internal/config"
+	"github.com/signal-client/signal-client/internal/dlq"
 	"github.com/signal-client/signal-client/internal/health"
 	"github.com/signal-client/signal-client/internal/ingest"
 	"github.com/signal-client/signal-client/internal/lock"
@@ -80,6 +81,11 @@ func (b *Base) runIngester(ctx context.Context, ready chan<- struct{}) error {
 		Connected: rcv.Connected, Leader: leader.IsLeader, SpoolDepth: spoolDepth})
 	hk := &ingest.Housekeeper{Store: b.Store, Role: leader, Instance: cfg.InstanceID, Retention: cfg.StreamRetention,
 		TrimInterval: cfg.TrimInterval, HeartbeatInterval: cfg.HeartbeatInterval, Log: b.Log}
+	// DLQ and quarantine retention (ARCHITECTURE §9.2), by the leader.
+	dlqTrim := &dlq.Trimmer{Store: b.Store, IsLeader: leader.IsLeader, Interval: cfg.TrimInterval, DLQMaxLen: cfg.DLQMaxLen,
+		DLQRetention: cfg.DLQRetention, QuarantineMaxLen: cfg.QuarantineMaxLen, QuarantineRetention: cfg.QuarantineRetention, Log: b.Log}
+	metrics.RegisterQuarantine(b.Registry, metrics.QuarantineSources{Queue: dlq.New(b.Store, dlq.Quarantine), Leader: leader.IsLeader,
+		Trim: dlqTrim.Stats(), StreamTrimmed: hk.Trimmed.Load})
 
 	b.Health.AddCheck("websocket", func(context.Context) health.Result {
 		st := rcv.State()
@@ -88,6 +94,7 @@ func (b *Base) runIngester(ctx context.Context, ready chan<- struct{}) error {
 		}
 		return health.Result{OK: false, Message: "websocket to signal-cli-rest-api not connected: " + st.LastError}
 	})
+	b.pending.Add(-1) // its checks are registered: /ready may now say ready
 	b.Health.AddInfo(func() map[string]any {
 		role := "standby"
 		if leader.IsLeader() {
@@ -104,10 +111,11 @@ func (b *Base) runIngester(ctx context.Context, ready chan<- struct{}) error {
 	lctx, stopLeading := context.WithCancel(context.Background())
 	hctx, stopHousekeeping := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); _ = rcv.Run(rctx) }()
 	go func() { defer wg.Done(); _ = leader.Run(lctx) }()
 	go func() { defer wg.Done(); hk.Run(hctx) }()
+	go func() { defer wg.Done(); dlqTrim.Run(hctx) }()
 	if ready != nil {
 		close(ready)
 	}

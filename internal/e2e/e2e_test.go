@@ -50,6 +50,10 @@ func (e *Env) env(extra map[string]string) map[string]string {
 		"SHARD_LEASE_TTL":     "1500ms",
 		"SHUTDOWN_TIMEOUT":    "5s",
 		"LOG_FORMAT":          "json",
+		// The bot runtime's sender: no rate limit for throughput tests, a
+		// breaker that retries within the tests' patience.
+		"RATE_LIMIT":                    "0",
+		"CIRCUIT_BREAKER_RESET_TIMEOUT": "1s",
 	}
 	for k, v := range extra {
 		m[k] = v
