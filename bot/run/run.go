@@ -20,6 +20,7 @@ import (
 	"github.com/signal-client/signal-client/bot"
 	"github.com/signal-client/signal-client/internal/app"
 	"github.com/signal-client/signal-client/internal/config"
+	"github.com/signal-client/signal-client/internal/metrics"
 	"github.com/signal-client/signal-client/internal/worker"
 )
 
@@ -41,6 +42,6 @@ func Factory(r *bot.Router) app.HandlerFactory {
 		if b.REST == nil || b.Store == nil {
 			return nil, errors.New("run: a bot needs SIGNAL_API_URL, SIGNAL_PHONE_NUMBER and Redis (REDIS_URL)")
 		}
-		return bot.NewRuntime(r, bot.Deps{Config: b.Cfg, REST: b.REST, Store: b.Store, Log: b.Log})
+		return bot.NewRuntime(r, bot.Deps{Config: b.Cfg, REST: b.REST, Store: b.Store, Log: b.Log, Observer: metrics.RegisterSender(b.Registry)})
 	}
 }

@@ -24,7 +24,7 @@ func Builtins(b *Base) (worker.Handler, error) {
 	if b.REST == nil || b.Store == nil {
 		return nil, errors.New("worker: handlers need SIGNAL_API_URL, SIGNAL_PHONE_NUMBER and Redis")
 	}
-	return handlers.New(bot.Deps{Config: b.Cfg, REST: b.REST, Store: b.Store, Log: b.Log})
+	return handlers.New(bot.Deps{Config: b.Cfg, REST: b.REST, Store: b.Store, Log: b.Log, Observer: metrics.RegisterSender(b.Registry)})
 }
 
 // RunWorker runs bin/worker with the built-in handlers (ARCHITECTURE §6).
