@@ -7,6 +7,8 @@
 //	!count         → how many times !count was asked in this conversation
 //	                 (per-conversation state, under a lock)
 //	!help          → the generated command list
+//	a reaction to one of the bot's messages → "thanks for the <emoji>"
+//	an edit that turns a message into !echo <text> → <text> (answered again)
 //
 // Their tests use bot/bottest, the kit bot authors use.
 package handlers
@@ -14,6 +16,7 @@ package handlers
 import (
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/signal-client/signal-client/bot"
@@ -41,7 +44,32 @@ func Router(o Options) *bot.Router {
 		r.Command("!sendsleep", SendSleep).Hidden()
 	}
 	r.Help("!help")
+	r.On(bot.EventReaction, Thanks)
+	r.On(bot.EventEdit, EditedEcho)
 	return r
+}
+
+// Thanks answers a reaction added to one of the bot's own messages.
+func Thanks(c *bot.Context) error {
+	re := c.Reaction()
+	self := c.Self()
+	if re == nil || re.Removed || !((self.Number != "" && re.Target.AuthorNumber == self.Number) ||
+		(self.UUID != "" && re.Target.AuthorUUID == self.UUID) || re.Target.Author == self.Number) {
+		return nil
+	}
+	_, err := c.Send("thanks for the " + re.Emoji)
+	return err
+}
+
+// EditedEcho answers an edited "!echo <text>" with its new text: commands
+// match new messages only, so an edit is handled here explicitly.
+func EditedEcho(c *bot.Context) error {
+	text := strings.TrimSpace(c.Text())
+	if !strings.HasPrefix(text, "!echo ") {
+		return nil
+	}
+	_, err := c.Send(strings.TrimSpace(strings.TrimPrefix(text, "!echo ")) + " (edited)")
+	return err
 }
 
 // New builds the worker runtime of the built-in commands.

@@ -134,3 +134,29 @@ func TestHelpAndHiddenTestCommand(t *testing.T) {
 		t.Fatal("runtime without dependencies accepted")
 	}
 }
+
+func TestThanksForReactionsToTheBotOnly(t *testing.T) {
+	k := bottest.New(Router(Options{}))
+	bot := bottest.Person{Number: bottest.DefaultSelf.Number, UUID: bottest.DefaultSelf.UUID, Name: "bot"}
+	res := k.Run(bottest.Reaction(bottest.Alice, "👍", bot, 1767225599000))
+	if got := res.Texts(); len(got) != 1 || got[0] != "thanks for the 👍" || res.Sent()[0].To != bottest.Alice.Number {
+		t.Fatalf("reaction to the bot: %v", res.Calls)
+	}
+	if res := k.Run(bottest.Reaction(bottest.Alice, "👍", bottest.Bob, 1767225599000)); len(res.Calls) != 0 {
+		t.Fatalf("reaction to someone else answered: %v", res.Calls)
+	}
+	if res := k.Run(bottest.Unreaction(bottest.Alice, "👍", bot, 1767225599000)); len(res.Calls) != 0 {
+		t.Fatalf("removed reaction answered: %v", res.Calls)
+	}
+}
+
+func TestEditedEchoAnsweredAgain(t *testing.T) {
+	k := bottest.New(Router(Options{}))
+	res := k.Run(bottest.Edit(bottest.Alice, 1767225600123, "!echo hello again"))
+	if got := res.Texts(); len(got) != 1 || got[0] != "hello again (edited)" {
+		t.Fatalf("edited echo: %v", got)
+	}
+	if res := k.Run(bottest.Edit(bottest.Alice, 1767225600123, "just a typo fix")); len(res.Calls) != 0 {
+		t.Fatalf("plain edit answered: %v", res.Calls)
+	}
+}
