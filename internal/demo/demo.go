@@ -81,11 +81,18 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	r.section("Direct chat with Alice")
 	r.say(alice, "", "!ping", "pong")
 	r.say(alice, "", "!echo hello from the demo", "hello from the demo")
+	r.react(alice, "👍")
+	r.sayPrefix(alice, "", "!help", "Commands:")
+	r.edit(alice, "!echo helo", "!echo hello, fixed", "hello, fixed (edited)")
 	r.section("Bob hides his number: the bot answers his uuid")
 	r.say(bob, "", "!echo hi, I am hidden", "hi, I am hidden")
 	r.section("The Ops group")
 	r.say(carol, g.ID, "!ping", "pong")
 	r.say(alice, g.ID, "!echo deploy done", "deploy done")
+	r.say(alice, g.ID, "!count", "1")
+	r.say(bob, g.ID, "!count", "2")
+	r.say(carol, g.ID, "!count", "3")
+	r.say(alice, "", "!count", "1")
 	r.section("A reply that cannot be delivered: retried, parked in the DLQ, replayed with dlqctl")
 	r.deadLetter(ctx)
 	return r.res, nil
@@ -165,8 +172,66 @@ func where(group string) string {
 	return " [Ops]"
 }
 
+// sayPrefix is say for a reply that starts with want (e.g. !help's list).
+func (r *runner) sayPrefix(from events.Contact, group, text, want string) {
+	r.sayMatch(from, group, text, want+" …", func(msg string) bool { return strings.HasPrefix(msg, want) })
+}
+
+// react adds a reaction to the bot's last message and waits for its thanks.
+func (r *runner) react(from events.Contact, emoji string) {
+	r.res.Steps++
+	last := r.emu.Calls(emulator.CallFilter{Route: "/v2/send", Status: 201})
+	if len(last) == 0 {
+		r.fail("no bot message to react to")
+		return
+	}
+	target := last[len(last)-1]
+	body, _ := target.Body.(map[string]any)
+	fmt.Fprintf(r.o.Out, "%-22s → bot: reacts %s to %q\n", who(from), emoji, body["message"])
+	start := time.Now()
+	if _, _, err := r.emu.InjectEvent(emulator.EventSpec{Kind: "reaction", From: from, Emoji: emoji, Target: target.Timestamp}); err != nil {
+		r.fail(err.Error())
+		return
+	}
+	want := "thanks for the " + emoji
+	if _, ok := r.waitSend(want, 10*time.Second); !ok {
+		r.fail("no thanks for the reaction")
+		return
+	}
+	r.pass(fmt.Sprintf("%-22s ← bot: %s", who(from), want), time.Since(start))
+}
+
+// edit sends a message, then edits it, and waits for the answer to the edit.
+func (r *runner) edit(from events.Contact, first, edited, want string) {
+	r.res.Steps++
+	ts, _, err := r.emu.InjectEvent(emulator.EventSpec{From: from, Text: first})
+	if err != nil {
+		r.fail(err.Error())
+		return
+	}
+	if _, ok := r.waitSend(strings.TrimPrefix(first, "!echo "), 10*time.Second); !ok {
+		r.fail("no answer before the edit")
+		return
+	}
+	fmt.Fprintf(r.o.Out, "%-22s → bot: %s\n%-22s   edits it to: %s\n", who(from), first, "", edited)
+	start := time.Now()
+	if _, _, err := r.emu.InjectEvent(emulator.EventSpec{Kind: "edit", From: from, Target: ts, Text: edited}); err != nil {
+		r.fail(err.Error())
+		return
+	}
+	if _, ok := r.waitSend(want, 10*time.Second); !ok {
+		r.fail(fmt.Sprintf("no answer %q to the edit", want))
+		return
+	}
+	r.pass(fmt.Sprintf("%-22s ← bot: %s", who(from), want), time.Since(start))
+}
+
 // say injects a message and waits for the bot's reply with want.
 func (r *runner) say(from events.Contact, group, text, want string) {
+	r.sayMatch(from, group, text, want, func(msg string) bool { return msg == want })
+}
+
+func (r *runner) sayMatch(from events.Contact, group, text, want string, match func(string) bool) {
 	r.res.Steps++
 	fmt.Fprintf(r.o.Out, "%-22s → bot%s: %s\n", who(from), where(group), text)
 	start := time.Now()
@@ -174,7 +239,7 @@ func (r *runner) say(from events.Contact, group, text, want string) {
 		r.fail(fmt.Sprintf("inject %q: %v", text, err))
 		return
 	}
-	call, ok := r.waitSend(want, 10*time.Second)
+	call, ok := r.waitSendMatch(match, 10*time.Second)
 	if !ok {
 		r.fail(fmt.Sprintf("no reply %q to %q", want, text))
 		return
@@ -206,11 +271,15 @@ func recipients(c emulator.Call) string {
 
 // waitSend waits for a successful /v2/send carrying message want.
 func (r *runner) waitSend(want string, d time.Duration) (emulator.Call, bool) {
+	return r.waitSendMatch(func(msg string) bool { return msg == want }, d)
+}
+
+func (r *runner) waitSendMatch(match func(string) bool, d time.Duration) (emulator.Call, bool) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		for _, c := range r.emu.Calls(emulator.CallFilter{Route: "/v2/send", SinceID: r.since}) {
 			body, _ := c.Body.(map[string]any)
-			if msg, _ := body["message"].(string); msg == want && c.Status == 201 {
+			if msg, _ := body["message"].(string); match(msg) && c.Status == 201 {
 				r.since = c.ID
 				return c, true
 			}

@@ -29,6 +29,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo failed: %v", res.Failures)
 	}
 	for _, want := range []string{"← bot: pong", "← bot [Ops]: deploy done", "Bob (hidden number)    ← bot: hi, I am hidden",
+		"← bot: Commands: …", "← bot: thanks for the 👍", "← bot: hello, fixed (edited)", "Carol                  ← bot [Ops]: 3",
 		"replayed 1 entry", "(delivered after the replay)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("transcript lacks %q", want)
