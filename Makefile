@@ -10,7 +10,8 @@ FUZZTIME  ?= 10s
 # Extra Go modules (benchmarks, deploy tests) with their own go.mod; tested by `make test`.
 SUBMODULES := $(shell find . -mindepth 2 -name go.mod -not -path './bin/*' -exec dirname {} \; | sort)
 
-.PHONY: all build test test-short lint fmt fuzz clean demo run $(BINARIES)
+.PHONY: all build test test-short lint fmt fuzz clean demo run image $(BINARIES)
+IMAGE     ?= ghcr.io/signal-client/signal-client
 
 all: build
 
@@ -44,6 +45,13 @@ demo: build
 run: build
 	@set -a; if [ -f .env ]; then . ./.env; fi; set +a; \
 	exec $(BIN)/signal-client $(if $(wildcard config/signal-client.yaml),--config config/signal-client.yaml)
+
+# Container image; needs a Docker engine with BuildKit: make image [IMAGE=...] [VERSION=...]
+image:
+	docker build --build-arg VERSION=$(VERSION) \
+	  --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
+	  --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+	  -t $(IMAGE):$(VERSION) .
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
