@@ -422,3 +422,20 @@ func TestInterruptedReplayFinishesItsBatch(t *testing.T) {
 		t.Fatalf("after the second run: dlq %d stream %d", d, s)
 	}
 }
+
+func TestProgressOnATerminal(t *testing.T) {
+	f := newFixture(t, 30)
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), []string{"replay", "--all", "--rate", "40"}, IO{Stdout: &out, Stderr: &errb, Env: config.EnvMap(f.env), Terminal: true})
+	if code != 0 || out.String() != "replayed 30 entries (handler_error 10, panic 10, timeout 10)\n" {
+		t.Fatalf("%d %q %q", code, out.String(), errb.String())
+	}
+	if n := strings.Count(errb.String(), "\r\033[Kreplay: "); n < 2 || !strings.Contains(errb.String(), "done of ") {
+		t.Fatalf("%d progress lines in %q", n, errb.String())
+	}
+	// Not a terminal: no progress line.
+	f2 := newFixture(t, 30)
+	if r := f2.run("replay", "--all", "--rate", "40"); strings.Contains(r.stderr, "\r") {
+		t.Fatalf("progress without a terminal: %q", r.stderr)
+	}
+}
