@@ -179,7 +179,7 @@ func (a *app) root() *cobra.Command {
 	root.SetOut(a.io.Stdout)
 	root.SetErr(a.io.Stderr)
 	root.SetIn(a.io.Stdin)
-	root.AddCommand(a.listCmd(), a.showCmd(), a.statsCmd(), a.replayCmd(), a.purgeCmd(), a.exportCmd(), a.importCmd(), a.auditCmd())
+	root.AddCommand(a.listCmd(), a.showCmd(), a.statsCmd(), a.replayCmd(), a.purgeCmd(), a.exportCmd(), a.importCmd(), a.auditCmd(), a.shardsCmd())
 	return root
 }
 
