@@ -81,14 +81,19 @@ func (b *Base) runWorker(ctx context.Context, h worker.Handler) error {
 		}
 		return health.Result{OK: false, Message: "not registered in the worker membership (Redis unreachable?)"}
 	})
+	// Owning no shard is not a failure (ARCHITECTURE §12): a worker waiting
+	// for leases other workers still hold, or idle because workers outnumber
+	// shards, is ready; the check says which.
 	b.Health.AddCheck("leases", func(context.Context) health.Result {
-		if n := len(w.OwnedShards()); n > 0 {
+		n := len(w.OwnedShards())
+		live := w.Stats().LiveWorkers.Load()
+		switch {
+		case n > 0:
 			return health.Result{OK: true, Detail: map[string]any{"owned": n}}
+		case live > int64(cfg.WorkerShardCount):
+			return health.Result{OK: true, Message: fmt.Sprintf("idle: %d live workers for %d shards", live, cfg.WorkerShardCount)}
 		}
-		if live := w.Stats().LiveWorkers.Load(); live > int64(cfg.WorkerShardCount) {
-			return health.Result{OK: true, Message: fmt.Sprintf("standby: %d live workers for %d shards", live, cfg.WorkerShardCount)}
-		}
-		return health.Result{OK: false, Message: "owns no shard lease: not acquired yet, or every shard is still held by other (possibly dead) workers, whose leases expire within SHARD_LEASE_TTL"}
+		return health.Result{OK: true, Message: "waiting for shard leases: every shard is held by another (possibly dead) worker until its lease expires (SHARD_LEASE_TTL)"}
 	})
 	b.pending.Add(-1) // its checks are registered: /ready may now say ready
 	b.Health.AddInfo(func() map[string]any {

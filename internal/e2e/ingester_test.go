@@ -298,11 +298,16 @@ func TestRedisOutageWithoutSpoolCountsLoss(t *testing.T) {
 	if err := gen.Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	m, err := a.Metrics()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dropped := m[`signal_client_frames_dropped_total{reason="queue_full"}`]
+	// The generator is done; the ingester may still be taking the last frames.
+	var dropped float64
+	Eventually(t, 5*time.Second, func() bool {
+		m, err := a.Metrics()
+		if err != nil {
+			return false
+		}
+		dropped = m[`signal_client_frames_dropped_total{reason="queue_full"}`]
+		return m["signal_client_frames_received_total"] == 200
+	}, "the ingester received every frame")
 	if err := e.Redis.Restart(); err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,11 @@ func (w *Worker) process(ctx context.Context, shard int, xm redis.XMessage, infr
 	e, err := streams.ParseEntry(xm)
 	if err != nil {
 		w.stats.ParseErrors.Add(1)
-		return w.parkNow(ctx, lease, streams.Entry{ID: xm.ID}, "format", err.Error(), infraFails)
+		// Keep what can be kept: the payload and the conversation, so the
+		// parked entry stays inspectable and replayable.
+		p, _ := xm.Values[streams.FieldPayload].(string)
+		kept := streams.Entry{ID: xm.ID, Kind: "unknown", Conversation: streams.ConversationOf(xm.Values), Payload: []byte(p)}
+		return w.parkNow(ctx, lease, kept, "format", err.Error(), infraFails)
 	}
 	if e.Kind == streams.KindHeartbeat {
 		if w.obs.Heartbeat != nil {

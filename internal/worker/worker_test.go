@@ -390,3 +390,19 @@ func TestStateReadYourWritesAcrossBatchedCommits(t *testing.T) {
 		t.Fatalf("stored count %q, want 300", v)
 	}
 }
+
+func TestUnreadableEntryParkedWithItsPayload(t *testing.T) {
+	e := newEnv(t, 1)
+	var calls atomic.Int64
+	e.start("w1", HandlerFunc(func(context.Context, *Message) error { calls.Add(1); return nil }), nil)
+	e.c.XAdd(context.Background(), &redis.XAddArgs{Stream: e.keys.Stream(0), Values: []any{"m", "9|from-the-future", "p", "raw-bytes"}})
+	eventually(t, 5*time.Second, func() bool { return e.c.XLen(context.Background(), e.keys.DLQ(0)).Val() == 1 }, "parked")
+	d := e.c.XRange(context.Background(), e.keys.DLQ(0), "-", "+").Val()[0]
+	if d.Values["reason"] != "format" || d.Values["p"] != "raw-bytes" {
+		t.Fatalf("parked %v", d.Values)
+	}
+	if calls.Load() != 0 {
+		t.Fatal("handler called for an unreadable entry")
+	}
+	eventually(t, 5*time.Second, func() bool { return e.pending() == 0 }, "acknowledged with the park")
+}
