@@ -217,21 +217,12 @@ type AttemptRes struct {
 // CountAttempts runs several attempt counts in one pipelined round trip. The
 // error is set only when the round trip failed as a whole.
 func (s *Store) CountAttempts(ctx context.Context, reqs []AttemptReq) ([]AttemptRes, error) {
-	run := func() ([]*redis.Cmd, error) {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(reqs))
-		for i, r := range reqs {
-			cmds[i] = attempt.EvalSha(ctx, pipe, []string{s.keys.Lease(r.Lease.Shard), s.keys.Attempts(r.Lease.Shard)}, r.Lease.Token, r.ID, r.Delta)
-		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
-	}
-	cmds, err := run()
-	if isNoScript(err) || anyNoScript(cmds) {
-		if lerr := LoadScripts(ctx, s.rdb); lerr != nil {
-			return nil, lerr
-		}
-		cmds, err = run()
+	cmds, err := s.evalPipelined(ctx, len(reqs), func(pipe redis.Pipeliner, i int) *redis.Cmd {
+		r := reqs[i]
+		return attempt.EvalSha(ctx, pipe, []string{s.keys.Lease(r.Lease.Shard), s.keys.Attempts(r.Lease.Shard)}, r.Lease.Token, r.ID, r.Delta)
+	})
+	if cmds == nil {
+		return nil, err
 	}
 	out := make([]AttemptRes, len(reqs))
 	allFailed := err != nil
@@ -293,21 +284,12 @@ func (s *Store) CommitMany(ctx context.Context, reqs []CommitReq) ([]error, erro
 		}
 		return commitBatch.EvalSha(ctx, pipe, keys, args...)
 	}
-	run := func() ([]*redis.Cmd, error) {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(reqs))
-		for i, r := range reqs {
-			cmds[i] = build(pipe, r)
-		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
-	}
-	cmds, err := run()
-	if isNoScript(err) || anyNoScript(cmds) {
-		if lerr := LoadScripts(ctx, s.rdb); lerr != nil {
-			return nil, lerr
-		}
-		cmds, err = run()
+	cmds, err := s.evalPipelined(ctx, len(reqs), func(pipe redis.Pipeliner, i int) *redis.Cmd {
+		r := reqs[i]
+		return build(pipe, r)
+	})
+	if cmds == nil {
+		return nil, err
 	}
 	out := make([]error, len(reqs))
 	allFailed := err != nil

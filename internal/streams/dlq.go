@@ -147,22 +147,12 @@ func (s *Store) ReplayDLQ(ctx context.Context, reqs []ReplayReq) ([]ReplayRes, e
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	run := func() ([]*redis.Cmd, error) {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(reqs))
-		for i, r := range reqs {
-			cmds[i] = replayDLQ.EvalSha(ctx, pipe, []string{s.keys.DLQ(r.Shard), s.keys.Stream(r.Shard)}, r.ID)
-		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
-	}
-	cmds, err := run()
-	if isNoScript(err) || anyNoScript(cmds) {
-		// NOSCRIPT fails before the script runs, so nothing was replayed twice.
-		if lerr := LoadScripts(ctx, s.rdb); lerr != nil {
-			return nil, lerr
-		}
-		cmds, err = run()
+	cmds, err := s.evalPipelined(ctx, len(reqs), func(pipe redis.Pipeliner, i int) *redis.Cmd {
+		r := reqs[i]
+		return replayDLQ.EvalSha(ctx, pipe, []string{s.keys.DLQ(r.Shard), s.keys.Stream(r.Shard)}, r.ID)
+	})
+	if cmds == nil {
+		return nil, err
 	}
 	out := make([]ReplayRes, len(reqs))
 	allFailed := err != nil
@@ -282,21 +272,12 @@ func (s *Store) SummarizeStreams(ctx context.Context, keys []string) ([]StreamSu
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	run := func() ([]*redis.Cmd, error) {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(keys))
-		for i, k := range keys {
-			cmds[i] = streamSummary.EvalSha(ctx, pipe, []string{k})
-		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
-	}
-	cmds, err := run()
-	if isNoScript(err) || anyNoScript(cmds) {
-		if lerr := LoadScripts(ctx, s.rdb); lerr != nil {
-			return nil, lerr
-		}
-		cmds, err = run()
+	cmds, err := s.evalPipelined(ctx, len(keys), func(pipe redis.Pipeliner, i int) *redis.Cmd {
+		k := keys[i]
+		return streamSummary.EvalSha(ctx, pipe, []string{k})
+	})
+	if cmds == nil {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("streams: summarize: %w", err)

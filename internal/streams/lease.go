@@ -100,21 +100,12 @@ func (s *Store) RefreshLeases(ctx context.Context, leases []Lease, ttl time.Dura
 	if len(leases) == 0 {
 		return nil, nil
 	}
-	run := func() ([]*redis.Cmd, error) {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(leases))
-		for i, l := range leases {
-			cmds[i] = refreshLease.EvalSha(ctx, pipe, []string{s.keys.Lease(l.Shard)}, l.Token, ttl.Milliseconds())
-		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
-	}
-	cmds, err := run()
-	if isNoScript(err) || anyNoScript(cmds) {
-		if lerr := LoadScripts(ctx, s.rdb); lerr != nil {
-			return nil, lerr
-		}
-		cmds, err = run()
+	cmds, err := s.evalPipelined(ctx, len(leases), func(pipe redis.Pipeliner, i int) *redis.Cmd {
+		l := leases[i]
+		return refreshLease.EvalSha(ctx, pipe, []string{s.keys.Lease(l.Shard)}, l.Token, ttl.Milliseconds())
+	})
+	if cmds == nil {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("streams: refresh leases: %w", err)

@@ -112,3 +112,29 @@ func isNoScript(err error) bool {
 // ErrShardCountMismatch is returned by InitMeta when the deployment was created
 // with another shard count.
 var ErrShardCountMismatch = errors.New("shard count mismatch")
+
+// evalPipelined runs n script calls, built by call, in one pipelined round
+// trip of EVALSHA. When Redis answers NOSCRIPT (after a restart or a SCRIPT
+// FLUSH) it loads every script and tries once more: a call answered NOSCRIPT
+// did not run, so nothing runs twice. It returns nil commands only when the
+// scripts could not be loaded; otherwise per-command errors are in the
+// commands and err is the pipeline's.
+func (s *Store) evalPipelined(ctx context.Context, n int, call func(pipe redis.Pipeliner, i int) *redis.Cmd) ([]*redis.Cmd, error) {
+	run := func() ([]*redis.Cmd, error) {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, n)
+		for i := range cmds {
+			cmds[i] = call(pipe, i)
+		}
+		_, err := pipe.Exec(ctx)
+		return cmds, err
+	}
+	cmds, err := run()
+	if isNoScript(err) || anyNoScript(cmds) {
+		if lerr := LoadScripts(ctx, s.rdb); lerr != nil {
+			return nil, lerr
+		}
+		cmds, err = run()
+	}
+	return cmds, err
+}
