@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// binDir is where `make test` puts the binaries (SIGNAL_CLIENT_BIN), else ../bin.
+func binDir() string {
+	if d := os.Getenv("SIGNAL_CLIENT_BIN"); d != "" {
+		return d
+	}
+	return "../bin"
+}
+
+// TestShortRun is the short form of `make bench`: every scenario once with a
+// few thousand messages, asserting only that every message was handled (or,
+// for echo, answered), so the harness cannot rot. It asserts no speed.
+func TestShortRun(t *testing.T) {
+	for _, b := range []string{"ingester", "worker", "signal-emulator"} {
+		if _, err := os.Stat(filepath.Join(binDir(), b)); err != nil {
+			t.Skipf("%s not built (%v): run `make build` first, or `make test`, which builds bin/", b, err)
+		}
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not on PATH: install it to run the benchmark harness")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	md, err := run(ctx, options{N: 2000, Runs: 1, Convs: 200, Batch: 200, Shards: 16, Bin: binDir(), PacedRate: 1000,
+		Scenarios: []string{"raw", "asynq", "noop", "echo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []string{"| raw |", "| asynq |", "| signal-client no-op |", "| signal-client echo |"} {
+		if !strings.Contains(md, row) {
+			t.Errorf("report has no %q row:\n%s", row, md)
+		}
+	}
+}
+
+func TestHistogramPcts(t *testing.T) {
+	m := map[string]float64{
+		`x_bucket{le="0.001"}`: 10,
+		`x_bucket{le="0.005"}`: 50,
+		`x_bucket{le="0.1"}`:   99,
+		`x_bucket{le="1"}`:     100,
+		`x_bucket{le="+Inf"}`:  100,
+	}
+	p50, p99, max := histogramPcts(m, "x")
+	if p50 != 5*time.Millisecond || p99 != 100*time.Millisecond || max != time.Second {
+		t.Fatalf("got p50 %v p99 %v max %v, want 5ms 100ms 1s", p50, p99, max)
+	}
+}
+
+func TestLatencyPct(t *testing.T) {
+	var l latencies
+	for i := 100; i >= 1; i-- {
+		l = append(l, time.Duration(i)*time.Millisecond)
+	}
+	for _, c := range []struct {
+		p    float64
+		want time.Duration
+	}{{0.5, 50 * time.Millisecond}, {0.99, 99 * time.Millisecond}, {1, 100 * time.Millisecond}, {0, time.Millisecond}} {
+		if got := l.pct(c.p); got != c.want {
+			t.Errorf("pct(%v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+}
