@@ -10,7 +10,7 @@ FUZZTIME  ?= 10s
 # Extra Go modules (benchmarks, deploy tests) with their own go.mod; tested by `make test`.
 SUBMODULES := $(shell find . -mindepth 2 -name go.mod -not -path './bin/*' -exec dirname {} \; | sort)
 
-.PHONY: all build test test-short lint fmt fuzz clean demo run image $(BINARIES)
+.PHONY: all build test test-short lint fmt fuzz clean demo run image bench $(BINARIES)
 IMAGE     ?= ghcr.io/signal-client/signal-client
 
 all: build
@@ -45,6 +45,11 @@ demo: build
 run: build
 	@set -a; if [ -f .env ]; then . ./.env; fi; set +a; \
 	exec $(BIN)/signal-client $(if $(wildcard config/signal-client.yaml),--config config/signal-client.yaml)
+
+# End-to-end throughput and latency beside raw Redis Streams and asynq (docs/performance.md);
+# needs redis-server on PATH. Writes bench/results/<timestamp>.md.
+bench: build
+	cd bench && $(GO) run . -bin $(BIN)
 
 # Container image; needs a Docker engine with BuildKit: make image [IMAGE=...] [VERSION=...]
 image:
