@@ -47,7 +47,7 @@ type Config struct {
 	RepairDelay       time.Duration
 	QueueSize         int
 	MaxFrameBytes     int
-	MaxBatch          int           // appends per pipelined round trip (default 256)
+	MaxBatch          int           // appends per pipelined round trip (default 1024)
 	RetryInterval     time.Duration // wait between attempts while Redis is down (default 200ms)
 	QuarantineMaxLen  int64
 	QuarantineDedup   time.Duration
@@ -118,7 +118,7 @@ type Ingester struct {
 // New builds an ingester; spool may be nil.
 func New(cfg Config, store *streams.Store, role Role, spool Spool, log *zap.Logger) *Ingester {
 	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = 256
+		cfg.MaxBatch = 1024
 	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 1000
