@@ -16,8 +16,12 @@ type attempter struct {
 	w       *Worker
 	mu      sync.Mutex
 	pending []attemptCall
-	busy    bool
+	flying  int // round trips in flight
 }
+
+// maxFlying round trips may be in flight at once: with one, a request that
+// arrives just after a trip left waits for it and then its own.
+const maxFlying = 2
 
 type attemptCall struct {
 	req  streams.AttemptReq
@@ -31,8 +35,10 @@ func (a *attempter) count(ctx context.Context, lease streams.Lease, id string, d
 	call := attemptCall{req: streams.AttemptReq{Lease: lease, ID: id, Delta: delta}, done: make(chan streams.AttemptRes, 1)}
 	a.mu.Lock()
 	a.pending = append(a.pending, call)
-	start := !a.busy
-	a.busy = true
+	start := a.flying < maxFlying
+	if start {
+		a.flying++
+	}
 	a.mu.Unlock()
 	if start {
 		go a.flush()
@@ -53,7 +59,7 @@ func (a *attempter) flush() {
 		batch := a.pending
 		a.pending = nil
 		if len(batch) == 0 {
-			a.busy = false
+			a.flying--
 			a.mu.Unlock()
 			return
 		}
