@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,49 +48,6 @@ func (e *Env) botSends() []emulator.Call {
 	return e.Emu.Calls(emulator.CallFilter{Route: "/v2/send", Status: 201})
 }
 
-// botMaxInWindow is the most calls whose arrival falls in any window [t, t+w).
-func botMaxInWindow(calls []emulator.Call, w time.Duration) int {
-	ts := make([]time.Time, len(calls))
-	for i, c := range calls {
-		ts[i] = c.Time
-	}
-	sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
-	best := 0
-	for i := range ts {
-		n := 0
-		for j := i; j < len(ts) && ts[j].Sub(ts[i]) < w; j++ {
-			n++
-		}
-		best = max(best, n)
-	}
-	return best
-}
-
-// botMaxOverlap is the most calls in flight at once at the emulator, from
-// each call's arrival time and duration (until its answer was written).
-func botMaxOverlap(calls []emulator.Call) int {
-	type ev struct {
-		t time.Time
-		d int
-	}
-	var evs []ev
-	for _, c := range calls {
-		evs = append(evs, ev{c.Time, 1}, ev{c.Time.Add(c.Duration), -1})
-	}
-	sort.Slice(evs, func(i, j int) bool {
-		if evs[i].t.Equal(evs[j].t) {
-			return evs[i].d < evs[j].d
-		}
-		return evs[i].t.Before(evs[j].t)
-	})
-	cur, best := 0, 0
-	for _, e := range evs {
-		cur += e.d
-		best = max(best, cur)
-	}
-	return best
-}
-
 func (e *Env) botWorkers(n int, env map[string]string) []*Proc {
 	var ws []*Proc
 	for i := 0; i < n; i++ {
@@ -128,8 +84,8 @@ func TestBotRateLimitAcrossTwoWorkers(t *testing.T) {
 	if len(sends) != n {
 		t.Fatalf("%d replies, want %d", len(sends), n)
 	}
-	worst := botMaxInWindow(sends, 2*time.Second)
-	half := botMaxInWindow(sends, time.Second)
+	worst := emulator.MaxInWindow(sends, 2*time.Second)
+	half := emulator.MaxInWindow(sends, time.Second)
 	span := sends[len(sends)-1].Time.Sub(sends[0].Time)
 	t.Logf("RATE_LIMIT=10/2s burst 3 across 2 workers: most sends in any 2s window %d (bound 13), in any 1s window %d (bound 8); %d sends took %v",
 		worst, half, n, span.Round(time.Millisecond))
@@ -155,7 +111,7 @@ func TestBotConcurrencyCapAcrossTwoWorkers(t *testing.T) {
 		e.botInject(i, base+int64(i), fmt.Sprintf("!echo c%d", i))
 	}
 	Eventually(t, 25*time.Second, func() bool { return len(e.botSends()) >= n }, "%d replies", n)
-	got := botMaxOverlap(e.botSends())
+	got := emulator.MaxInFlight(e.botSends())
 	t.Logf("API_MAX_CONCURRENCY=2 across 2 workers with 8 handlers each and 150ms sends: at most %d sends in flight at the emulator", got)
 	if got != 2 {
 		t.Fatalf("%d sends in flight at once, want exactly 2 (the cap, reached)", got)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -209,4 +210,48 @@ func (e *Emulator) sendTimestamps(account, recipient string) []int64 {
 		}
 	}
 	return out
+}
+
+// MaxInWindow is the most calls whose arrival falls in any window [t, t+w):
+// what a rate limit of so many calls per w must never exceed (plus its burst).
+func MaxInWindow(calls []Call, w time.Duration) int {
+	ts := make([]time.Time, len(calls))
+	for i, c := range calls {
+		ts[i] = c.Time
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
+	best, j := 0, 0
+	for i := range ts {
+		for j < len(ts) && ts[j].Sub(ts[i]) < w {
+			j++
+		}
+		best = max(best, j-i)
+	}
+	return best
+}
+
+// MaxInFlight is the most calls in flight at once at the emulator, from each
+// call's arrival time and its duration until the answer was written; a call
+// answered at the instant another arrives does not overlap it.
+func MaxInFlight(calls []Call) int {
+	type ev struct {
+		t time.Time
+		d int
+	}
+	evs := make([]ev, 0, 2*len(calls))
+	for _, c := range calls {
+		evs = append(evs, ev{c.Time, 1}, ev{c.Time.Add(c.Duration), -1})
+	}
+	sort.Slice(evs, func(i, j int) bool {
+		if evs[i].t.Equal(evs[j].t) {
+			return evs[i].d < evs[j].d
+		}
+		return evs[i].t.Before(evs[j].t)
+	})
+	cur, best := 0, 0
+	for _, e := range evs {
+		cur += e.d
+		best = max(best, cur)
+	}
+	return best
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -357,49 +356,6 @@ func TestRateLimit429PausesEveryProcess(t *testing.T) {
 	}
 }
 
-// maxInWindow returns the most calls whose start falls in any window [t, t+w).
-func maxInWindow(calls []emulator.Call, w time.Duration) int {
-	ts := make([]time.Time, len(calls))
-	for i, c := range calls {
-		ts[i] = c.Time
-	}
-	sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
-	best := 0
-	for i := range ts {
-		n := 0
-		for j := i; j < len(ts) && ts[j].Sub(ts[i]) < w; j++ {
-			n++
-		}
-		best = max(best, n)
-	}
-	return best
-}
-
-// maxOverlap returns the most calls in flight at once, from the emulator's
-// arrival times and durations.
-func maxOverlap(calls []emulator.Call) int {
-	type ev struct {
-		t time.Time
-		d int
-	}
-	var evs []ev
-	for _, c := range calls {
-		evs = append(evs, ev{c.Time, 1}, ev{c.Time.Add(c.Duration), -1})
-	}
-	sort.Slice(evs, func(i, j int) bool {
-		if evs[i].t.Equal(evs[j].t) {
-			return evs[i].d < evs[j].d
-		}
-		return evs[i].t.Before(evs[j].t)
-	})
-	cur, best := 0, 0
-	for _, e := range evs {
-		cur += e.d
-		best = max(best, cur)
-	}
-	return best
-}
-
 func TestRateLimitSharedByTwoProcesses(t *testing.T) {
 	f := newFixture(t)
 	cfg := Config{RateLimit: 20, RatePeriod: time.Second, RateBurst: 3}
@@ -430,10 +386,10 @@ func TestRateLimitSharedByTwoProcesses(t *testing.T) {
 	if el := time.Since(start); el < 1400*time.Millisecond {
 		t.Fatalf("32 calls took %v: the two processes did not share the limit", el)
 	}
-	if got := maxInWindow(calls, time.Second); got > 20+3 {
+	if got := emulator.MaxInWindow(calls, time.Second); got > 20+3 {
 		t.Fatalf("%d calls in one RATE_LIMIT_PERIOD, limit 20 + burst 3", got)
 	}
-	if got := maxInWindow(calls, 500*time.Millisecond); got > 10+3 {
+	if got := emulator.MaxInWindow(calls, 500*time.Millisecond); got > 10+3 {
 		t.Fatalf("%d calls in half a period, limit 10 + burst 3", got)
 	}
 }
@@ -464,7 +420,7 @@ func TestConcurrencyCapSharedByTwoProcesses(t *testing.T) {
 	if len(calls) != 30 {
 		t.Fatalf("%d sends", len(calls))
 	}
-	if got := maxOverlap(calls); got != 2 {
+	if got := emulator.MaxInFlight(calls); got != 2 {
 		t.Fatalf("%d calls in flight at once at the emulator, want exactly API_MAX_CONCURRENCY=2", got)
 	}
 	if n, _ := f.store.SlotsInUse(ctx); n != 0 {
@@ -492,7 +448,7 @@ func TestSlotsOfLongCallsAreKeptAndCrashedOnesFree(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.emu.Faults().RemoveREST(slow)
-	if got := maxOverlap(f.sends()); got != 1 {
+	if got := emulator.MaxInFlight(f.sends()); got != 1 {
 		t.Fatalf("%d calls overlapped with API_MAX_CONCURRENCY=1", got)
 	}
 	// A holder that crashed (never releases nor refreshes) frees its slot within the lease.
