@@ -247,3 +247,21 @@ func MustStart(t TB, opts Options) *Server {
 	t.Cleanup(s.Close)
 	return s
 }
+
+// M is the part of testing.M that Main needs.
+type M interface{ Run() int }
+
+// Main is a test package's TestMain body: it starts one private server for
+// the package, stores it in *srv, runs the tests, stops the server and exits
+// with the tests' code (1 with the reason when the server cannot start).
+func Main(m M, srv **Server) {
+	s, err := Start(Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*srv = s
+	code := m.Run()
+	s.Close()
+	os.Exit(code)
+}

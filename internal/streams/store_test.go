@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,17 +15,7 @@ import (
 
 var srv *redistest.Server
 
-func TestMain(m *testing.M) {
-	s, err := redistest.Start(redistest.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	srv = s
-	code := m.Run()
-	s.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { redistest.Main(m, &srv) }
 
 // newStore gives each test its own key prefix on the shared package server.
 func newStore(t *testing.T, shards int) (*Store, *redis.Client) {
