@@ -195,11 +195,12 @@ func (b *Base) Serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("health server on %s: %w (set HEALTH_PORT to a free port)", b.Cfg.HealthListenAddr(), err)
 	}
-	maddr, merr, err := metrics.Serve(ctx, b.Cfg.MetricsListenAddr(), b.Registry)
+	maddr, merr, err := metrics.Serve(ctx, b.Cfg.MetricsListenAddr(), b.Registry, b.Cfg.DebugPprof)
 	if err != nil {
 		return fmt.Errorf("metrics server on %s: %w (set METRICS_PORT to a free port)", b.Cfg.MetricsListenAddr(), err)
 	}
-	b.Log.Info("serving health and metrics", zap.String("health", haddr.String()), zap.String("metrics", maddr.String()))
+	b.Log.Info("serving health and metrics", zap.String("health", haddr.String()), zap.String("metrics", maddr.String()),
+		zap.Bool("pprof", b.Cfg.DebugPprof))
 	if b.Redis != nil {
 		// redis_up follows Redis even when nobody asks /ready.
 		go func() {

@@ -113,6 +113,7 @@ type Config struct {
 	HealthPort  int    // HEALTH_PORT
 	MetricsAddr string // METRICS_ADDR
 	MetricsPort int    // METRICS_PORT
+	DebugPprof  bool   // DEBUG_PPROF: /debug/pprof/ on the metrics server
 	InstanceID  string // INSTANCE_ID; hostname-pid when not set
 
 	// Warnings are accepted settings that have no effect; log each at warn

@@ -118,6 +118,7 @@ func TestDefaults(t *testing.T) {
 		"HEALTH_PORT":                                "8082",
 		"METRICS_ADDR":                               "0.0.0.0",
 		"METRICS_PORT":                               "8000",
+		"DEBUG_PPROF":                                "false",
 		"INSTANCE_ID":                                defaultInstanceID(),
 	}
 	if d := cmp.Diff(want, got); d != "" {
@@ -158,6 +159,8 @@ func TestPrecedence(t *testing.T) {
 		{"bool file", "DURABLE_QUEUE_ENABLED", layerVals{file: "true"}, func(c *Config) any { return c.DurableQueueEnabled }, true, "file"},
 		{"bool env over file", "DURABLE_QUEUE_ENABLED", layerVals{env: "false", file: "true"}, func(c *Config) any { return c.DurableQueueEnabled }, false, "env DURABLE_QUEUE_ENABLED"},
 		{"bool flag over env", "DURABLE_QUEUE_ENABLED", layerVals{flag: "true", env: "false", file: "false"}, func(c *Config) any { return c.DurableQueueEnabled }, true, "flag --durable-queue-enabled"},
+		{"pprof default off", "DEBUG_PPROF", layerVals{}, func(c *Config) any { return c.DebugPprof }, false, "default"},
+		{"pprof env", "DEBUG_PPROF", layerVals{env: "true"}, func(c *Config) any { return c.DebugPprof }, true, "env DEBUG_PPROF"},
 		{"float env over file", "CIRCUIT_BREAKER_FAILURE_RATE_THRESHOLD", layerVals{env: "0.25", file: "0.75"}, func(c *Config) any { return c.CircuitBreaker.FailureRateThreshold }, 0.25, "env CIRCUIT_BREAKER_FAILURE_RATE_THRESHOLD"},
 	}
 	for _, tc := range cases {

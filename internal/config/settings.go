@@ -299,6 +299,8 @@ var settings = []spec{
 	strSpec("METRICS_ADDR", "0.0.0.0", func(c *Config) *string { return &c.MetricsAddr }, validHost,
 		"a host name or IP address to listen on, such as 0.0.0.0 or 127.0.0.1", "listen address of /metrics"),
 	intSpec("METRICS_PORT", 8000, 1, 65535, func(c *Config) *int { return &c.MetricsPort }, "port of /metrics"),
+	boolSpec("DEBUG_PPROF", false, func(c *Config) *bool { return &c.DebugPprof },
+		"also serve the Go profiler (net/http/pprof) under /debug/pprof/ on the metrics server"),
 	withDerived(strSpec("INSTANCE_ID", "", func(c *Config) *string { return &c.InstanceID },
 		func(s string) bool { return s == "" || instanceRe.MatchString(s) },
 		"1 to 128 letters, digits, '_', '.', ':' or '-'",

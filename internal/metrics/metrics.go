@@ -9,6 +9,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,11 +35,27 @@ func NewRegistry(component string) *prometheus.Registry {
 	return reg
 }
 
-// Serve exposes /metrics of reg on addr until ctx ends.
-func Serve(ctx context.Context, addr string, reg *prometheus.Registry) (net.Addr, <-chan error, error) {
+// Serve exposes /metrics of reg on addr until ctx ends. With withPprof
+// (DEBUG_PPROF) it also serves the net/http/pprof handlers under /debug/pprof/.
+func Serve(ctx context.Context, addr string, reg *prometheus.Registry, withPprof bool) (net.Addr, <-chan error, error) {
+	return health.Serve(ctx, addr, Handler(reg, withPprof))
+}
+
+// Handler is the mux of the metrics server: /metrics, and with withPprof the
+// profiling endpoints (/debug/pprof/, .../cmdline, .../profile, .../symbol,
+// .../trace and the named profiles such as heap and goroutine).
+func Handler(reg *prometheus.Registry, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	return health.Serve(ctx, addr, mux)
+	if withPprof {
+		// pprof.Index serves the named profiles (/debug/pprof/heap, ...) too.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
 }
 
 // Buckets for latency histograms (bots-and-operations B.2.3).
