@@ -32,6 +32,18 @@ type result struct {
 	Procs         []procUsage
 	IdleCPU       string  // signal-client only: CPU with no traffic after the run
 	InjectRate    float64 // signal-client only: frames/s the emulator admin API took
+	// signal-client only:
+	Idle       []idleCPU       // the IdleCPU figures, per process
+	MaxLead    time.Duration   // envelope timestamps bumped this far ahead of the clock at most
+	ShardsUsed int             // shard streams the conversations hashed to
+	Timeline   []sample        // worker scrapes during the run (pipelineConfig.Sample)
+	Profiles   []profileResult // CPU profiles (pipelineConfig.Pprof)
+}
+
+// idleCPU is one process's CPU with no traffic, in % of a core.
+type idleCPU struct {
+	Name string
+	Pct  float64
 }
 
 // selfUsage reads the bench process's own CPU and peak RSS; the raw and asynq

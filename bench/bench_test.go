@@ -32,15 +32,45 @@ func TestShortRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
-	md, err := run(ctx, options{N: 2000, Runs: 1, Convs: 200, Batch: 200, Shards: 16, Bin: binDir(), PacedRate: 1000,
+	out, err := run(ctx, options{N: 2000, Runs: 1, Convs: 200, Batch: 200, Shards: 16, Bin: binDir(), PacedRate: 1000,
 		Scenarios: []string{"raw", "asynq", "noop", "echo"}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	md := out.MD
 	for _, row := range []string{"| raw |", "| asynq |", "| signal-client no-op |", "| signal-client echo |"} {
 		if !strings.Contains(md, row) {
 			t.Errorf("report has no %q row:\n%s", row, md)
 		}
+	}
+}
+
+// TestShortRunTwoWorkers drives the -workers and -timeline paths: two worker
+// processes (handled counters and histograms summed over their /metrics) and
+// the chart of the scrapes.
+func TestShortRunTwoWorkers(t *testing.T) {
+	for _, b := range []string{"ingester", "worker", "signal-emulator"} {
+		if _, err := os.Stat(filepath.Join(binDir(), b)); err != nil {
+			t.Skipf("%s not built (%v): run `make build` first, or `make test`, which builds bin/", b, err)
+		}
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not on PATH: install it to run the benchmark harness")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	out, err := run(ctx, options{N: 2000, Runs: 1, Convs: 200, Batch: 200, Shards: 16, Workers: 2, Bin: binDir(),
+		Sample: 100 * time.Millisecond, Stamp: "test", Scenarios: []string{"noop"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| signal-client no-op |", "worker-1 ", "worker-2 ", "2 workers", "![throughput and latency over time](test-timeline.png)"} {
+		if !strings.Contains(out.MD, want) {
+			t.Errorf("report lacks %q:\n%s", want, out.MD)
+		}
+	}
+	if len(out.Files) != 1 || out.Files[0].Suffix != "-timeline.png" || len(out.Files[0].Data) < 1000 {
+		t.Errorf("files: want one timeline PNG, got %d file(s)", len(out.Files))
 	}
 }
 

@@ -21,108 +21,224 @@ import (
 
 func main() {
 	n := flag.Int("n", 20000, "messages per scenario run")
-	runs := flag.Int("runs", 3, "runs per scenario; medians are reported")
+	runs := flag.Int("runs", 3, "runs per scenario (and per matrix cell); medians are reported (-full: 1 unless given)")
 	convs := flag.Int("convs", 1000, "conversations the signal-client messages are spread over")
 	batch := flag.Int("batch", 200, "frames per emulator inject call")
 	shards := flag.Int("shards", 16, "WORKER_SHARD_COUNT")
+	workers := flag.Int("workers", 1, "worker processes of the signal-client scenarios")
 	bin := flag.String("bin", "../bin", "directory with the built binaries")
 	out := flag.String("out", "results", "directory for the results file (empty: do not write)")
-	only := flag.String("scenarios", "raw,asynq,noop,echo,noop-paced,echo-paced", "comma-separated scenarios to run")
+	only := flag.String("scenarios", "raw,asynq,noop,echo,noop-paced,echo-paced", "comma-separated scenarios to run (empty: none)")
 	queue := flag.Int("queue-size", 0, "ingester QUEUE_SIZE (0: max(n, 1000), so an unpaced burst is not dropped)")
-	paced := flag.Int("paced-rate", 1000, "injection rate of the *-paced latency scenarios, frames/s")
+	paced := flag.Int("paced-rate", 1000, "injection rate of the *-paced latency scenarios and the matrix latency runs, frames/s")
 	idle := flag.Duration("idle", 3*time.Second, "after each signal-client run, measure idle CPU this long (0: skip)")
-	timeout := flag.Duration("timeout", 9*time.Minute, "give up after this long")
+	full := flag.Bool("full", false, "also run the growth matrix and draw the timeline chart (make bench-full)")
+	matrixIdle := flag.Duration("matrix-idle", 5*time.Second, "idle CPU measurement after each matrix burst")
+	timeline := flag.Duration("timeline", 0, "scrape the workers this often during the first no-op and echo run and draw <ts>-timeline.png (0: off; -full: 100ms unless given)")
+	prof := flag.Bool("pprof", false, "take 5 s CPU profiles of the ingester and the worker during an extra no-op run (DEBUG_PPROF=true)")
+	profN := flag.Int("pprof-n", 150000, "messages of the -pprof run (enough to keep traffic flowing for the 5 s profile)")
+	timeout := flag.Duration("timeout", 9*time.Minute, "give up after this long (-full: 40m unless given)")
 	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *full {
+		if !set["runs"] {
+			*runs = 1
+		}
+		if !set["timeline"] {
+			*timeline = 100 * time.Millisecond
+		}
+		if !set["timeout"] {
+			*timeout = 40 * time.Minute
+		}
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	md, err := run(ctx, options{N: *n, Runs: *runs, Convs: *convs, Batch: *batch, Shards: *shards, Bin: *bin, Idle: *idle, PacedRate: *paced, Queue: *queue,
-		Scenarios: strings.Split(*only, ",")})
+	began := time.Now()
+	stamp := began.UTC().Format("20060102T150405Z")
+	var scenarios []string
+	for _, sc := range strings.Split(*only, ",") {
+		if sc = strings.TrimSpace(sc); sc != "" {
+			scenarios = append(scenarios, sc)
+		}
+	}
+	res, err := run(ctx, options{N: *n, Runs: *runs, Convs: *convs, Batch: *batch, Shards: *shards, Workers: *workers, Bin: *bin, Idle: *idle,
+		PacedRate: *paced, Queue: *queue, Scenarios: scenarios, Matrix: *full, MatrixIdle: *matrixIdle, Sample: *timeline,
+		Pprof: *prof, PprofN: *profN, Stamp: stamp})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	md := res.MD + fmt.Sprintf("\nThe whole bench took %v.\n", time.Since(began).Round(time.Second))
 	fmt.Print(md)
 	if *out != "" {
 		if err := os.MkdirAll(*out, 0o755); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: results dir:", err)
 			os.Exit(1)
 		}
-		path := filepath.Join(*out, time.Now().UTC().Format("20060102T150405Z")+".md")
-		if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "bench: write results:", err)
-			os.Exit(1)
+		files := append([]outFile{{".md", []byte(md)}}, res.Files...)
+		for _, f := range files {
+			path := filepath.Join(*out, stamp+f.Suffix)
+			if err := os.WriteFile(path, f.Data, 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "bench: write results:", err)
+				os.Exit(1)
+			}
+			fmt.Fprintln(os.Stderr, "bench: wrote", path)
 		}
-		fmt.Fprintln(os.Stderr, "bench: wrote", path)
 	}
 }
 
 type options struct {
 	N, Runs, Convs, Batch, Shards int
+	Workers                       int // worker processes of the signal-client scenarios (0: 1)
 	Bin                           string
 	Idle                          time.Duration
 	PacedRate                     int
 	Queue                         int
 	Scenarios                     []string
+	Matrix                        bool          // run the growth matrix
+	MatrixIdle                    time.Duration // idle CPU measurement after each matrix burst
+	Sample                        time.Duration // timeline scrape interval of the first no-op and echo run (0: no chart)
+	Pprof                         bool          // CPU profiles during an extra no-op run
+	PprofN                        int           // messages of that run
+	Stamp                         string        // results file name stem; the markdown links <Stamp>-timeline.png
 }
 
-// run executes every scenario opts.Runs times and returns the markdown report.
-func run(ctx context.Context, opts options) (string, error) {
+// output is the report and the files that go next to it (results/<stamp><Suffix>).
+type output struct {
+	MD    string
+	Files []outFile
+}
+
+type outFile struct {
+	Suffix string
+	Data   []byte
+}
+
+// run executes every scenario opts.Runs times, then the optional profile run
+// and growth matrix, and returns the markdown report and its companion files.
+func run(ctx context.Context, opts options) (output, error) {
+	var o output
 	bin, err := filepath.Abs(opts.Bin)
 	if err != nil {
-		return "", fmt.Errorf("bench: bin dir: %w", err)
+		return o, fmt.Errorf("bench: bin dir: %w", err)
 	}
 	dir, err := os.MkdirTemp("", "signal-client-bench-*")
 	if err != nil {
-		return "", fmt.Errorf("bench: temp dir: %w", err)
+		return o, fmt.Errorf("bench: temp dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	rs, err := startRedis(dir)
 	if err != nil {
-		return "", err
+		return o, err
 	}
 	defer rs.stop()
 
 	all := map[string][]result{}
 	var order []string
+	var series []timelineSeries
 	for _, sc := range opts.Scenarios {
 		sc = strings.TrimSpace(sc)
 		for r := 0; r < opts.Runs; r++ {
 			rdir := filepath.Join(dir, fmt.Sprintf("%s-%d", sc, r))
 			if err := os.MkdirAll(rdir, 0o755); err != nil {
-				return "", err
+				return o, err
 			}
 			var res result
+			// The timeline scrapes the first run of no-op and echo only, so the
+			// other runs stay unperturbed by the scrapes.
+			sample := time.Duration(0)
+			if r == 0 {
+				sample = opts.Sample
+			}
 			switch sc {
 			case "raw":
 				res, err = runRaw(ctx, rs, opts.N)
 			case "asynq":
 				res, err = runAsynq(ctx, rs, opts.N)
 			case "noop", "echo":
-				res, err = runPipeline(ctx, rs, pipelineConfig{Bin: bin, Dir: rdir, N: opts.N, Convs: opts.Convs,
-					Echo: sc == "echo", Batch: opts.Batch, Shards: opts.Shards, Idle: opts.Idle, Queue: opts.Queue})
+				res, err = runPipeline(ctx, rs, pipelineConfig{Bin: bin, Dir: rdir, N: opts.N, Convs: opts.Convs, Workers: opts.Workers,
+					Echo: sc == "echo", Batch: opts.Batch, Shards: opts.Shards, Idle: opts.Idle, Queue: opts.Queue, Sample: sample})
 			case "noop-paced", "echo-paced":
 				// Latency at a steady opts.PacedRate: 5 s of traffic, 10 frames per call.
 				res, err = runPipeline(ctx, rs, pipelineConfig{Bin: bin, Dir: rdir, N: min(opts.N, 5*opts.PacedRate), Convs: opts.Convs,
-					Echo: sc == "echo-paced", Batch: 10, Shards: opts.Shards, Rate: opts.PacedRate, Queue: opts.Queue})
+					Workers: opts.Workers, Echo: sc == "echo-paced", Batch: 10, Shards: opts.Shards, Rate: opts.PacedRate, Queue: opts.Queue})
 			default:
-				return "", fmt.Errorf("bench: unknown scenario %q: use raw, asynq, noop, echo, noop-paced or echo-paced", sc)
+				return o, fmt.Errorf("bench: unknown scenario %q: use raw, asynq, noop, echo, noop-paced or echo-paced", sc)
 			}
 			if err != nil {
-				return "", fmt.Errorf("bench: %s run %d: %w", sc, r+1, err)
+				return o, fmt.Errorf("bench: %s run %d: %w", sc, r+1, err)
 			}
 			fmt.Fprintf(os.Stderr, "bench: %-22s run %d: %8.0f msgs/s  p50 %v  p99 %v\n", res.Scenario, r+1, res.Rate, res.P50, res.P99)
 			if len(all[sc]) == 0 {
 				order = append(order, sc)
 			}
 			all[sc] = append(all[sc], res)
+			if len(res.Timeline) > 1 {
+				series = append(series, timelineSeries{Name: res.Scenario, Points: intervals(res.Timeline, timelineQuantiles)})
+			}
 		}
 	}
 	med := map[string]result{}
 	for _, sc := range order {
 		med[sc] = median(all[sc])
 	}
-	return report(opts, order, med), nil
+	var b strings.Builder
+	b.WriteString(report(opts, order, med))
+	if len(series) > 0 {
+		png, err := renderTimeline(series, opts.Sample.String())
+		if err != nil {
+			return o, err
+		}
+		name := opts.Stamp + "-timeline.png"
+		o.Files = append(o.Files, outFile{"-timeline.png", png})
+		fmt.Fprintf(&b, "\n### Throughput and latency over time\n\n![throughput and latency over time](%s)\n\n", name)
+		b.WriteString(timelineSummary(series, opts.Sample))
+	}
+	if opts.Pprof {
+		rdir := filepath.Join(dir, "pprof")
+		if err := os.MkdirAll(rdir, 0o755); err != nil {
+			return o, err
+		}
+		const secs = 5 * time.Second
+		res, err := runPipeline(ctx, rs, pipelineConfig{Bin: bin, Dir: rdir, N: opts.PprofN, Convs: opts.Convs, Workers: opts.Workers,
+			Batch: opts.Batch, Shards: opts.Shards, Queue: opts.Queue, Pprof: secs})
+		if err != nil {
+			return o, fmt.Errorf("bench: pprof run: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "bench: pprof run: %8.0f msgs/s over %v\n", res.Rate, res.Elapsed.Round(time.Millisecond))
+		fmt.Fprintf(&b, "\n### CPU profiles (signal-client no-op, DEBUG_PPROF=true)\n\n")
+		fmt.Fprintf(&b, "%d messages injected unpaced; %v CPU profiles of the ingester and the worker from the first injection; the traffic lasted %v (%.0f msgs/s)",
+			res.N, secs, res.Elapsed.Round(time.Millisecond), res.Rate)
+		if res.Elapsed < secs {
+			b.WriteString(", so the end of the profiles is idle: raise -pprof-n")
+		}
+		b.WriteString(". Open with `go tool pprof -http=: <file>`.\n")
+		for _, p := range res.Profiles {
+			suffix := "-" + p.Name + ".cpu.pprof"
+			o.Files = append(o.Files, outFile{suffix, p.Data})
+			fmt.Fprintf(&b, "\n`%s%s`", opts.Stamp, suffix)
+			tmp := filepath.Join(rdir, p.Name+".pprof")
+			if err := os.WriteFile(tmp, p.Data, 0o644); err == nil {
+				if top := pprofTop(tmp, 15); top != "" {
+					fmt.Fprintf(&b, " (`go tool pprof -top`, first lines):\n\n```\n%s\n```\n", top)
+					continue
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	if opts.Matrix {
+		cells, err := runMatrix(ctx, rs, bin, dir, opts)
+		if err != nil {
+			return o, err
+		}
+		b.WriteString("\n")
+		b.WriteString(matrixTables(cells, opts.N, opts.PacedRate, opts.Runs))
+	}
+	o.MD = b.String()
+	return o, nil
 }
 
 // median takes each figure's median over the runs independently.
@@ -163,8 +279,15 @@ func report(opts options, order []string, med map[string]result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## signal-client benchmark, %s\n\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %s, %s, %s/%s.  \n", runtime.NumCPU(), cpuModel(), redisVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(&b, "Runs: %d per scenario, medians of each figure; %d messages per run; signal-client: %d conversations, WORKER_SHARD_COUNT=%d, one ingester, one worker, RATE_LIMIT=0, frames injected unpaced in batches of %d.\n\n",
-		opts.Runs, opts.N, opts.Convs, opts.Shards, opts.Batch)
+	wrk := "one worker"
+	if opts.Workers > 1 {
+		wrk = fmt.Sprintf("%d workers", opts.Workers)
+	}
+	fmt.Fprintf(&b, "Runs: %d per scenario, medians of each figure; %d messages per run; signal-client: %d conversations, WORKER_SHARD_COUNT=%d, one ingester, %s, RATE_LIMIT=0, frames injected unpaced in batches of %d.\n\n",
+		opts.Runs, opts.N, opts.Convs, opts.Shards, wrk, opts.Batch)
+	if len(order) == 0 {
+		return b.String()
+	}
 	b.WriteString("| scenario | msgs/s | × raw | × asynq | p50 | p99 | max | CPU s (per process) | peak RSS MiB (per process) |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---|---|\n")
 	ratio := func(r float64, base string) string {

@@ -32,7 +32,19 @@ type pipelineConfig struct {
 	Idle   time.Duration // measure idle CPU this long after the run (0: skip)
 	Rate   int           // frames per second to inject at (0: unpaced)
 	Queue  int           // ingester QUEUE_SIZE (0: max(N, 1000))
+	// Workers is the number of worker processes (0 or 1: one). With several,
+	// the bench waits until each holds its fair share of the shards.
+	Workers int
+	// Sample, when > 0, scrapes the workers' /metrics this often during the
+	// run and returns the samples in result.Timeline.
+	Sample time.Duration
+	// Pprof, when > 0, runs the processes with DEBUG_PPROF=true and takes a
+	// CPU profile of this length from the ingester and the first worker,
+	// starting with the first injection (result.Profiles).
+	Pprof time.Duration
 }
+
+func (c pipelineConfig) workers() int { return max(c.Workers, 1) }
 
 func (c pipelineConfig) queueSize() int {
 	if c.Queue > 0 {
@@ -41,10 +53,10 @@ func (c pipelineConfig) queueSize() int {
 	return max(c.N, 1000)
 }
 
-// runPipeline starts the emulator, one ingester and one worker against rs,
-// injects cfg.N frames as fast as the emulator admin API takes them, and waits
-// until the worker handled (or, for echo, the emulator received a reply to)
-// every one.
+// runPipeline starts the emulator, one ingester and cfg.workers() workers
+// against rs, injects cfg.N frames as fast as the emulator admin API takes them
+// (or at cfg.Rate), and waits until the workers handled (or, for echo, the
+// emulator received a reply to) every one.
 func runPipeline(ctx context.Context, rs *redisServer, cfg pipelineConfig) (result, error) {
 	if err := rs.flush(ctx); err != nil {
 		return result{}, fmt.Errorf("bench: pipeline: flush: %w", err)
@@ -70,6 +82,9 @@ func runPipeline(ctx context.Context, rs *redisServer, cfg pipelineConfig) (resu
 		// The injection is one unpaced burst; the default queue (1000) drops
 		// frames under it by design (frames_dropped_total{reason="queue_full"}).
 		"QUEUE_SIZE=" + strconv.Itoa(cfg.queueSize())}
+	if cfg.Pprof > 0 {
+		common = append(common, "DEBUG_PPROF=true")
+	}
 	start := func(binary, name string) (*proc, int, error) {
 		hp, err := freePort()
 		if err != nil {
@@ -96,18 +111,27 @@ func runPipeline(ctx context.Context, rs *redisServer, cfg pipelineConfig) (resu
 		return result{}, err
 	}
 	defer ing.stop()
-	wrk, wrkMetrics, err := start("worker", "worker")
-	if err != nil {
-		return result{}, err
+	var wrks []*proc
+	var metricsURLs []string
+	for i := 0; i < cfg.workers(); i++ {
+		name := "worker"
+		if cfg.workers() > 1 {
+			name = fmt.Sprintf("worker-%d", i+1)
+		}
+		wrk, wrkMetrics, err := start("worker", name)
+		if err != nil {
+			return result{}, err
+		}
+		defer wrk.stop()
+		wrks = append(wrks, wrk)
+		metricsURLs = append(metricsURLs, "http://127.0.0.1:"+strconv.Itoa(wrkMetrics)+"/metrics")
 	}
-	defer wrk.stop()
 	if err := waitFor(ctx, 20*time.Second, func() bool {
 		var st emuStats
 		return getJSON(emuURL+"/_emulator/stats", &st) == nil && st.SocketsOpen >= 1
 	}); err != nil {
 		return result{}, fmt.Errorf("bench: ingester websocket did not connect: %w; log:\n%s", err, ing.tail(20))
 	}
-	metricsURL := "http://127.0.0.1:" + strconv.Itoa(wrkMetrics) + "/metrics"
 	rdb := redis.NewClient(&redis.Options{Addr: rs.addr})
 	defer rdb.Close()
 	var streamKeys []string
@@ -117,19 +141,46 @@ func runPipeline(ctx context.Context, rs *redisServer, cfg pipelineConfig) (resu
 	}); err != nil {
 		return result{}, fmt.Errorf("bench: worker created %d of %d shard streams: %w", len(streamKeys), cfg.Shards, err)
 	}
+	if cfg.workers() > 1 {
+		// Each worker must hold its fair share before the clock starts, or the
+		// run measures the rebalancing instead of W workers.
+		var owned []float64
+		if err := waitFor(ctx, 60*time.Second, func() bool {
+			owned, _ = shardsOwned(metricsURLs)
+			return balanced(owned, cfg.Shards)
+		}); err != nil {
+			return result{}, fmt.Errorf("bench: %d workers did not share the %d shards (owned %v): %w", cfg.workers(), cfg.Shards, owned, err)
+		}
+	}
 
-	procs := []*proc{emu, ing, wrk, rs.proc}
+	procs := append([]*proc{emu, ing}, wrks...)
+	procs = append(procs, rs.proc)
 	before := make([]usage, len(procs))
 	for i, p := range procs {
 		before[i] = mustUsage(p.pid())
 	}
 	self0 := selfUsage()
 	t0 := time.Now()
+	var smp *sampler
+	if cfg.Sample > 0 {
+		smp = startSampler(ctx, metricsURLs, t0, cfg.Sample)
+	}
+	var profs chan profileResult
+	if cfg.Pprof > 0 {
+		profs = make(chan profileResult, 2)
+		for _, target := range []struct{ name, url string }{
+			{"ingester", "http://127.0.0.1:" + strconv.Itoa(ingMetrics)},
+			{wrks[0].name, strings.TrimSuffix(metricsURLs[0], "/metrics")},
+		} {
+			go func() { profs <- takeProfile(ctx, target.name, target.url, cfg.Pprof) }()
+		}
+	}
 	injErr := make(chan error, 1)
-	injected := make(chan time.Duration, 1)
+	injected := make(chan injectStats, 1)
 	go func() {
-		err := inject(ctx, emuURL, cfg)
-		injected <- time.Since(t0)
+		st, err := inject(ctx, emuURL, cfg)
+		st.Took = time.Since(t0)
+		injected <- st
 		injErr <- err
 	}()
 
@@ -147,7 +198,7 @@ func runPipeline(ctx context.Context, rs *redisServer, cfg pipelineConfig) (resu
 		if drained, err := groupsDrained(ctx, rdb, streamKeys); err != nil || !drained {
 			return false, err
 		}
-		m, err := scrape(metricsURL)
+		m, err := scrapeAll(metricsURLs)
 		if err != nil {
 			return false, err
 		}
@@ -165,35 +216,66 @@ func runPipeline(ctx context.Context, rs *redisServer, cfg pipelineConfig) (resu
 			}
 			injErr = nil
 		case <-ctx.Done():
-			m, _ := scrape(metricsURL)
-			totals := strings.Fields(counters(metricsURL))
+			m, _ := scrapeAll(metricsURLs)
+			var totals []string
+			for _, u := range metricsURLs {
+				totals = append(totals, counters(u))
+			}
 			return result{}, fmt.Errorf("bench: pipeline: handled %v of %d: %w; worker counters: %s; ingester counters: %s; streams: %s",
-				m["signal_client_messages_handled_total"], cfg.N, ctx.Err(), strings.Join(totals, " "),
+				m["signal_client_messages_handled_total"], cfg.N, ctx.Err(), strings.Join(totals, " | "),
 				counters("http://127.0.0.1:"+strconv.Itoa(ingMetrics)+"/metrics"), diagnose(rs))
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	elapsed := time.Since(t0)
-	names := []string{"emulator", "ingester", "worker", "redis"}
 	res := result{Scenario: "signal-client no-op", N: cfg.N, Elapsed: elapsed, Rate: float64(cfg.N) / elapsed.Seconds()}
+	if smp != nil {
+		res.Timeline = smp.stop(metricsURLs, t0)
+	}
 	// Injection is done by now (every frame was handled); its own rate bounds
 	// the pipeline's.
-	res.InjectRate = float64(cfg.N) / (<-injected).Seconds()
+	ist := <-injected
+	res.InjectRate = float64(cfg.N) / ist.Took.Seconds()
+	res.MaxLead = ist.MaxLead
 	res.Procs = append(res.Procs, procUsage{"bench (injector)", delta(self0, selfUsage())})
 	for i, p := range procs {
-		res.Procs = append(res.Procs, procUsage{names[i], delta(before[i], mustUsage(p.pid()))})
+		res.Procs = append(res.Procs, procUsage{p.name, delta(before[i], mustUsage(p.pid()))})
 	}
-	m, err := scrape(metricsURL)
+	m, err := scrapeAll(metricsURLs)
 	if err != nil {
 		return result{}, fmt.Errorf("bench: pipeline: final scrape: %w", err)
 	}
+	if res.ShardsUsed, err = shardsWithTraffic(ctx, rdb, streamKeys); err != nil {
+		return result{}, fmt.Errorf("bench: pipeline: stream lengths: %w", err)
+	}
+	if profs != nil {
+		// The profiles end cfg.Pprof after the first injection, whether or not
+		// the traffic lasted that long.
+		for range 2 {
+			p := <-profs
+			if p.Err != nil {
+				return result{}, fmt.Errorf("bench: pprof of %s: %w", p.Name, p.Err)
+			}
+			res.Profiles = append(res.Profiles, p)
+		}
+		sort.Slice(res.Profiles, func(i, j int) bool { return res.Profiles[i].Name < res.Profiles[j].Name })
+	}
 	// Idle CPU: the same processes with no traffic, for cfg.Idle.
 	if cfg.Idle > 0 {
-		i0 := []usage{mustUsage(ing.pid()), mustUsage(wrk.pid())}
+		idle := append([]*proc{ing}, wrks...)
+		idle = append(idle, rs.proc)
+		i0 := make([]usage, len(idle))
+		for i, p := range idle {
+			i0[i] = mustUsage(p.pid())
+		}
 		time.Sleep(cfg.Idle)
-		i1 := []usage{mustUsage(ing.pid()), mustUsage(wrk.pid())}
-		res.IdleCPU = fmt.Sprintf("ingester %.1f%%, worker %.1f%% of a core over %v idle",
-			100*(i1[0].CPU-i0[0].CPU).Seconds()/cfg.Idle.Seconds(), 100*(i1[1].CPU-i0[1].CPU).Seconds()/cfg.Idle.Seconds(), cfg.Idle)
+		var parts []string
+		for i, p := range idle {
+			pct := 100 * (mustUsage(p.pid()).CPU - i0[i].CPU).Seconds() / cfg.Idle.Seconds()
+			res.Idle = append(res.Idle, idleCPU{p.name, pct})
+			parts = append(parts, fmt.Sprintf("%s %.1f%%", p.name, pct))
+		}
+		res.IdleCPU = fmt.Sprintf("%s of a core over %v idle", strings.Join(parts, ", "), cfg.Idle)
 	}
 	hp50, hp99, hmax := histogramPcts(m, "signal_client_e2e_latency_seconds")
 	res.P50, res.P99, res.Max = hp50, hp99, hmax
@@ -230,10 +312,21 @@ func frame(conv, seq int, ts int64, text string) []byte {
 		num, num, uuid, ts, ts, ts, ts, text, account))
 }
 
+// injectStats describes one injection.
+type injectStats struct {
+	Took time.Duration // first call → last answer (set by the caller)
+	// MaxLead is how far ahead of the wall clock an envelope timestamp was
+	// bumped at most (0 or 1 ms when every conversation gets at most about one
+	// frame per millisecond). The e2e histogram measures from the envelope
+	// timestamp, so a lead beyond a millisecond makes it read low.
+	MaxLead time.Duration
+}
+
 // inject posts cfg.N frames round-robin over cfg.Convs conversations,
 // cfg.Batch per admin call. Envelope timestamps are the wall clock in ms,
 // bumped per conversation to stay unique (the ingester deduplicates on them).
-func inject(ctx context.Context, emuURL string, cfg pipelineConfig) error {
+func inject(ctx context.Context, emuURL string, cfg pipelineConfig) (injectStats, error) {
+	var st injectStats
 	last := make([]int64, cfg.Convs)
 	seq := make([]int, cfg.Convs)
 	c := &http.Client{Timeout: 30 * time.Second}
@@ -245,7 +338,7 @@ func inject(ctx context.Context, emuURL string, cfg pipelineConfig) error {
 				select {
 				case <-time.After(wait):
 				case <-ctx.Done():
-					return ctx.Err()
+					return st, ctx.Err()
 				}
 			}
 		}
@@ -256,6 +349,7 @@ func inject(ctx context.Context, emuURL string, cfg pipelineConfig) error {
 			ts := now.UnixMilli()
 			if ts <= last[conv] {
 				ts = last[conv] + 1
+				st.MaxLead = max(st.MaxLead, time.Duration(ts-now.UnixMilli())*time.Millisecond)
 			}
 			last[conv] = ts
 			text := fmt.Sprintf("hello c%d m%d t%d", conv, seq[conv], now.UnixNano())
@@ -270,7 +364,7 @@ func inject(ctx context.Context, emuURL string, cfg pipelineConfig) error {
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := c.Do(req)
 		if err != nil {
-			return fmt.Errorf("bench: inject: %w", err)
+			return st, fmt.Errorf("bench: inject: %w", err)
 		}
 		var out struct {
 			Delivered []int `json:"delivered"`
@@ -278,15 +372,15 @@ func inject(ctx context.Context, emuURL string, cfg pipelineConfig) error {
 		err = json.NewDecoder(resp.Body).Decode(&out)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != 200 {
-			return fmt.Errorf("bench: inject: status %d: %v", resp.StatusCode, err)
+			return st, fmt.Errorf("bench: inject: status %d: %v", resp.StatusCode, err)
 		}
 		for _, d := range out.Delivered {
 			if d != 1 {
-				return fmt.Errorf("bench: inject: a frame reached %d sockets, want 1 (is exactly one ingester connected?)", d)
+				return st, fmt.Errorf("bench: inject: a frame reached %d sockets, want 1 (is exactly one ingester connected?)", d)
 			}
 		}
 	}
-	return nil
+	return st, nil
 }
 
 var tRe = regexp.MustCompile(`t(\d+)`)
@@ -359,26 +453,7 @@ func scrape(url string) (map[string]float64, error) {
 // histogramPcts returns the upper bounds of the buckets holding the 50th and
 // 99th percentile and the maximum; +Inf is reported as a huge duration.
 func histogramPcts(m map[string]float64, name string) (p50, p99, max time.Duration) {
-	type bucket struct {
-		le    float64
-		count float64
-	}
-	var bs []bucket
-	prefix := name + `_bucket{le="`
-	for k, v := range m {
-		if !strings.HasPrefix(k, prefix) {
-			continue
-		}
-		le := strings.TrimSuffix(strings.TrimPrefix(k, prefix), `"}`)
-		f, err := strconv.ParseFloat(le, 64)
-		if le == "+Inf" {
-			f, err = math.Inf(1), nil
-		}
-		if err == nil {
-			bs = append(bs, bucket{f, v})
-		}
-	}
-	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+	bs := buckets(m, name)
 	if len(bs) == 0 {
 		return 0, 0, 0
 	}
@@ -395,6 +470,78 @@ func histogramPcts(m map[string]float64, name string) (p50, p99, max time.Durati
 		return 0
 	}
 	return at(0.5), at(0.99), at(1)
+}
+
+// scrapeAll scrapes every url and sums each series over them (the workers
+// of a run: counters and histogram buckets add up).
+func scrapeAll(urls []string) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, u := range urls {
+		m, err := scrape(u)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range m {
+			out[k] += v
+		}
+	}
+	return out, nil
+}
+
+// shardsOwned returns signal_client_shards_owned of every worker.
+func shardsOwned(urls []string) ([]float64, error) {
+	var out []float64
+	for _, u := range urls {
+		m, err := scrape(u)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m["signal_client_shards_owned"])
+	}
+	return out, nil
+}
+
+// balanced reports whether the workers together own all shards and each holds
+// at most its fair share ceil(shards / workers) (ARCHITECTURE §6.1).
+func balanced(owned []float64, shards int) bool {
+	if len(owned) == 0 {
+		return false
+	}
+	fair := float64((shards + len(owned) - 1) / len(owned))
+	sum := 0.0
+	for _, o := range owned {
+		if o > fair || o == 0 {
+			return false
+		}
+		sum += o
+	}
+	return sum == float64(shards)
+}
+
+// shardsWithTraffic counts the shard streams holding more than heartbeats,
+// i.e. the shards the conversations of the run hashed to. Heartbeats come
+// every HEARTBEAT_INTERVAL (5 s), so the first 50 entries of a shard that got
+// traffic hold a message.
+func shardsWithTraffic(ctx context.Context, rdb *redis.Client, keys []string) (int, error) {
+	p := rdb.Pipeline()
+	cmds := make([]*redis.XMessageSliceCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = p.XRangeN(ctx, k, "-", "+", 50)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range cmds {
+		for _, e := range c.Val() {
+			// The routing metadata field "m" is "version|kind|..." (internal/streams).
+			if m, _ := e.Values["m"].(string); m != "" && !strings.Contains(m, "|heartbeat|") {
+				n++
+				break
+			}
+		}
+	}
+	return n, nil
 }
 
 func waitFor(ctx context.Context, d time.Duration, cond func() bool) error {
