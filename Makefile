@@ -10,7 +10,7 @@ FUZZTIME  ?= 10s
 # Extra Go modules (benchmarks, deploy tests) with their own go.mod; tested by `make test`.
 SUBMODULES := $(shell find . -mindepth 2 -name go.mod -not -path './bin/*' -exec dirname {} \; | sort)
 
-.PHONY: all build test test-short lint fmt fuzz clean demo run image bench $(BINARIES)
+.PHONY: all build test test-short lint fmt fuzz clean demo run image bench bench-full $(BINARIES)
 IMAGE     ?= ghcr.io/signal-client/signal-client
 
 all: build
@@ -50,6 +50,13 @@ run: build
 # needs redis-server on PATH. Writes bench/results/<timestamp>.md.
 bench: build
 	cd bench && $(GO) run . -bin $(BIN)
+
+# make bench plus the growth matrix of issue 7 (16/64/256 shards, 10/1 000/100 000 conversations,
+# 1 vs 2 workers, latency at 1 000 msgs/s; one run per cell) and a PNG of throughput and latency
+# over time; about 5 minutes on 2 cores. Writes bench/results/<timestamp>.md and
+# <timestamp>-timeline.png. More flags: make bench-full BENCH_FLAGS='-pprof -runs 3'
+bench-full: build
+	cd bench && $(GO) run . -full -bin $(BIN) $(BENCH_FLAGS)
 
 # Container image; needs a Docker engine with BuildKit: make image [IMAGE=...] [VERSION=...]
 image:
