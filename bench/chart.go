@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -41,6 +42,7 @@ func renderTimeline(series []timelineSeries, every string) ([]byte, error) {
 	rate.X.Label.Text = "time since first injection (s)"
 	rate.Y.Label.Text = "messages handled / s"
 	rate.Y.Min = 0
+	rate.Y.Tick.Marker = linearTicks{}
 	rate.Add(plotter.NewGrid())
 	rate.Legend.Top = true
 
@@ -49,7 +51,7 @@ func renderTimeline(series []timelineSeries, every string) ([]byte, error) {
 	lat.X.Label.Text = "time since first injection (s)"
 	lat.Y.Label.Text = "latency (ms, log scale)"
 	lat.Y.Scale = plot.LogScale{}
-	lat.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	lat.Y.Tick.Marker = decadeTicks{}
 	lat.Add(plotter.NewGrid())
 	lat.Legend.Top = true
 
@@ -105,8 +107,8 @@ func renderTimeline(series []timelineSeries, every string) ([]byte, error) {
 	}
 	// Room above the data for the legends; both plots start at t = 0.
 	lat.Y.Min = minChartLatency
-	lat.Y.Max = math.Pow(10, math.Ceil(math.Log10(maxLat))+1.5)
-	rate.Y.Max *= 1.35
+	lat.Y.Max = math.Pow(10, math.Ceil(math.Log10(maxLat))+1)
+	rate.Y.Max = niceCeil(rate.Y.Max * 1.3)
 	rate.X.Min, lat.X.Min = 0, 0
 	rate.X.Max = math.Max(rate.X.Max, lat.X.Max)
 	lat.X.Max = rate.X.Max
@@ -131,4 +133,58 @@ func renderTimeline(series []timelineSeries, every string) ([]byte, error) {
 		return nil, fmt.Errorf("bench: timeline png: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// niceCeil rounds v up to 1, 2 or 5 × a power of ten.
+func niceCeil(v float64) float64 {
+	if v <= 0 {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= v {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+// linearTicks labels about five round steps (1, 2 or 5 × 10^k) with plain
+// integers, and puts unlabelled ticks halfway.
+type linearTicks struct{}
+
+func (linearTicks) Ticks(lo, hi float64) []plot.Tick {
+	step := niceCeil((hi - lo) / 5)
+	var ts []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi+step/1e6; v += step {
+		ts = append(ts, plot.Tick{Value: v, Label: thousands(int(math.Round(v)))})
+		if v+step/2 <= hi {
+			ts = append(ts, plot.Tick{Value: v + step/2})
+		}
+	}
+	return ts
+}
+
+// decadeTicks labels every power of ten of a log axis in plain numbers
+// (0.1, 1, 10, …, 10 000) with unlabelled ticks at 2–9 × 10^k.
+type decadeTicks struct{}
+
+func (decadeTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ts []plot.Tick
+	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
+		d := math.Pow(10, e)
+		if d >= lo*(1-1e-9) && d <= hi*(1+1e-9) {
+			label := strconv.FormatFloat(d, 'f', -1, 64)
+			if d >= 1000 {
+				label = thousands(int(d))
+			}
+			ts = append(ts, plot.Tick{Value: d, Label: label})
+		}
+		for m := 2.0; m < 10; m++ {
+			if v := m * d; v > lo && v < hi {
+				ts = append(ts, plot.Tick{Value: v})
+			}
+		}
+	}
+	return ts
 }

@@ -2,8 +2,11 @@ package main
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
+
+	"gonum.org/v1/plot"
 )
 
 func hist(counts ...float64) []bucket {
@@ -107,5 +110,35 @@ func TestRenderTimeline(t *testing.T) {
 	}
 	if len(png) < 1000 || string(png[1:4]) != "PNG" {
 		t.Fatalf("not a PNG: %d bytes starting %q", len(png), png[:min(8, len(png))])
+	}
+}
+
+func TestTicks(t *testing.T) {
+	labels := func(ts []plot.Tick) []string {
+		var out []string
+		for _, t := range ts {
+			if t.Label != "" {
+				out = append(out, t.Label)
+			}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name   string
+		got    []string
+		expect string
+	}{
+		{"linear 0–25 000", labels(linearTicks{}.Ticks(0, 25000)), "0,5 000,10 000,15 000,20 000,25 000"},
+		{"linear 0–2000", labels(linearTicks{}.Ticks(0, 2000)), "0,500,1 000,1 500,2 000"},
+		{"decades 0.1–100 000", labels(decadeTicks{}.Ticks(0.1, 100000)), "0.1,1,10,100,1 000,10 000,100 000"},
+	} {
+		if got := strings.Join(c.got, ","); got != c.expect {
+			t.Errorf("%s: labels %s, want %s", c.name, got, c.expect)
+		}
+	}
+	for v, want := range map[float64]float64{0: 1, 0.7: 1, 3: 5, 13000: 20000, 25000: 50000, 50000: 50000} {
+		if got := niceCeil(v); got != want {
+			t.Errorf("niceCeil(%v) = %v, want %v", v, got, want)
+		}
 	}
 }
