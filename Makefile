@@ -53,7 +53,7 @@ bench: build
 
 # make bench plus the growth matrix of issue 7 (16/64/256 shards, 10/1 000/100 000 conversations,
 # 1 vs 2 workers, latency at 1 000 msgs/s; one run per cell) and a PNG of throughput and latency
-# over time; about 5 minutes on 2 cores. Writes bench/results/<timestamp>.md and
+# over time; about 3 minutes on 2 cores. Writes bench/results/<timestamp>.md and
 # <timestamp>-timeline.png. More flags: make bench-full BENCH_FLAGS='-pprof -runs 3'
 bench-full: build
 	cd bench && $(GO) run . -full -bin $(BIN) $(BENCH_FLAGS)
