@@ -101,9 +101,13 @@ func (rt *Runtime) Client() *Client { return rt.client }
 
 // Handle implements worker.Handler.
 func (rt *Runtime) Handle(ctx context.Context, m *worker.Message) error {
+	f, err := m.Decode()
+	if err != nil {
+		return worker.Unreadable(fmt.Errorf("bot: decode message: %w", err))
+	}
 	st := &messageState{m: m, key: m.Keys().State(m.Shard, m.Entry.Conversation)}
 	u := Update{
-		Raw: m.Entry.Payload, Frame: m.Frame, ID: m.Entry.ID, OriginalID: m.OriginalID(), Shard: m.Shard,
+		Raw: m.Entry.Payload, Frame: f, ID: m.Entry.ID, OriginalID: m.OriginalID(), Shard: m.Shard,
 		Attempt: int(m.Attempt), Conversation: m.Entry.Conversation, Self: rt.self, Backend: rt.be, State: st,
 		Client: rt.client, Log: rt.log, TypingInterval: rt.typing, LockTTL: rt.lock, MaxDownload: rt.maxDL,
 	}

@@ -18,15 +18,24 @@ import (
 // ErrStale is returned when a commit's lease token no longer holds the shard.
 var ErrStale = errors.New("streams: stale commit rejected: the shard lease is no longer ours")
 
-// commitBatch: KEYS[1] lease, KEYS[2] stream, KEYS[3] attempts, KEYS[4..] state keys.
-// ARGV[1] token, ARGV[2] n ids, ARGV[3..2+n] ids, then m, then m ops of
-// 5 values each: op ("set"|"del"|"expire"|"persist"), key index (into KEYS),
-// field, value, ttl ms.
+// commitBatch: KEYS[1] lease, KEYS[2] stream, KEYS[3] attempts, KEYS[4]
+// started marker, KEYS[5..] state keys.
+// ARGV[1] token, ARGV[2] n ids, ARGV[3..2+n] ids to acknowledge, then r, then
+// r ids whose attempt records go (entries that were retried or adopted; a
+// first attempt on the fast path has none), then the marker ("-" leaves it,
+// "" deletes it, anything else replaces it), then m, then m ops of 5 values
+// each: op ("set"|"del"|"expire"|"persist"), key index (into KEYS), field,
+// value, ttl ms.
 // Returns the number of entries acknowledged, or the error STALE.
 var commitBatch = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('STALE') end
 local n = tonumber(ARGV[2])
 local i = 3 + n
+local r = tonumber(ARGV[i])
+local rlo = i + 1
+i = i + 1 + r
+local marker = ARGV[i]
+i = i + 1
 local m = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, m do
@@ -42,12 +51,39 @@ for _ = 1, m do
   end
   i = i + 5
 end
-if n == 0 then return 0 end
-local acked = redis.call('XACK', KEYS[2], 'workers', unpack(ARGV, 3, 2 + n))
-for j = 3, 2 + n do
+if marker == '' then
+  redis.call('DEL', KEYS[4])
+elseif marker ~= '-' then
+  redis.call('SET', KEYS[4], marker)
+end
+for j = rlo, rlo + r - 1 do
   redis.call('HDEL', KEYS[3], ARGV[j], ARGV[j] .. ':f', ARGV[j] .. ':l')
 end
-return acked
+if n == 0 then return 0 end
+return redis.call('XACK', KEYS[2], 'workers', unpack(ARGV, 3, 2 + n))
+`)
+
+// promoteStarted turns the started marker a previous owner left into attempt
+// records, before the new owner reads the shard's pending history: an entry
+// listed there had its first attempt started, so it counts (ARCHITECTURE §7.1).
+// Ids no longer pending (acknowledged since) are skipped, records already
+// there are kept. KEYS[1] lease, KEYS[2] stream, KEYS[3] attempts, KEYS[4]
+// started marker. ARGV[1] token. Returns the number of records written.
+var promoteStarted = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('STALE') end
+local ids = redis.call('GET', KEYS[4])
+if not ids then return 0 end
+local t = redis.call('TIME')
+local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local n = 0
+for id in string.gmatch(ids, '[^,]+') do
+  if #redis.call('XPENDING', KEYS[2], 'workers', id, id, 1) > 0 and redis.call('HEXISTS', KEYS[3], id) == 0 then
+    redis.call('HSET', KEYS[3], id, 1, id .. ':f', now, id .. ':l', now)
+    n = n + 1
+  end
+end
+redis.call('DEL', KEYS[4])
+return n
 `)
 
 // attempt: KEYS[1] lease, KEYS[2] attempts. ARGV[1] token, ARGV[2] entry id,
@@ -78,7 +114,7 @@ return {id, before + 1 - after}
 `)
 
 func init() {
-	allScripts = append(allScripts, commitBatch, attempt, park)
+	allScripts = append(allScripts, commitBatch, promoteStarted, attempt, park)
 }
 
 func staleOr(err error, what string) error {
@@ -98,29 +134,60 @@ type StateOp struct {
 }
 
 // Commit acknowledges handled entries of one shard and applies their state
-// writes, atomically and fenced by the lease.
+// writes, atomically and fenced by the lease. Every id's attempt record goes.
 func (s *Store) Commit(ctx context.Context, l Lease, ids []string, ops []StateOp) (int64, error) {
-	keys := []string{s.keys.Lease(l.Shard), s.keys.Stream(l.Shard), s.keys.Attempts(l.Shard)}
-	keyIdx := map[string]int{}
-	args := []any{l.Token, len(ids)}
-	for _, id := range ids {
+	keys, args := s.commitArgs(CommitReq{Lease: l, IDs: ids, Recorded: ids, Ops: ops, Marker: "-"})
+	n, err := commitBatch.Run(ctx, s.rdb, keys, args...).Int64()
+	if err != nil {
+		return 0, staleOr(err, fmt.Sprintf("streams: commit shard %d", l.Shard))
+	}
+	return n, nil
+}
+
+func (s *Store) commitArgs(r CommitReq) ([]string, []any) {
+	n := r.Lease.Shard
+	keys := []string{s.keys.Lease(n), s.keys.Stream(n), s.keys.Attempts(n), s.keys.Started(n)}
+	args := make([]any, 0, 5+len(r.IDs)+len(r.Recorded)+5*len(r.Ops))
+	args = append(args, r.Lease.Token, len(r.IDs))
+	for _, id := range r.IDs {
 		args = append(args, id)
 	}
-	args = append(args, len(ops))
-	for _, op := range ops {
+	args = append(args, len(r.Recorded))
+	for _, id := range r.Recorded {
+		args = append(args, id)
+	}
+	marker := r.Marker
+	if marker == "" {
+		marker = "-"
+	} else if marker == MarkerClear {
+		marker = ""
+	}
+	args = append(args, marker, len(r.Ops))
+	var keyIdx map[string]int
+	for _, op := range r.Ops {
 		idx, ok := keyIdx[op.Key]
 		if !ok {
+			if keyIdx == nil {
+				keyIdx = map[string]int{}
+			}
 			keys = append(keys, op.Key)
 			idx = len(keys)
 			keyIdx[op.Key] = idx
 		}
 		args = append(args, op.Op, idx, op.Field, op.Value, op.TTL.Milliseconds())
 	}
-	n, err := commitBatch.Run(ctx, s.rdb, keys, args...).Int64()
+	return keys, args
+}
+
+// PromoteStarted turns the started marker of a shard just acquired into
+// attempt records (see promoteStarted). It returns how many it wrote.
+func (s *Store) PromoteStarted(ctx context.Context, l Lease) (int64, error) {
+	n := l.Shard
+	res, err := promoteStarted.Run(ctx, s.rdb, []string{s.keys.Lease(n), s.keys.Stream(n), s.keys.Attempts(n), s.keys.Started(n)}, l.Token).Int64()
 	if err != nil {
-		return 0, staleOr(err, fmt.Sprintf("streams: commit shard %d", l.Shard))
+		return 0, staleOr(err, fmt.Sprintf("streams: promote started entries of shard %d", n))
 	}
-	return n, nil
+	return res, nil
 }
 
 // Attempts is an entry's durable attempt record.
@@ -253,11 +320,18 @@ func (s *Store) CountAttempts(ctx context.Context, reqs []AttemptReq) ([]Attempt
 	return out, nil
 }
 
+// MarkerClear as CommitReq.Marker deletes the started marker.
+const MarkerClear = "\x00clear"
+
 // CommitReq is one shard's batch for CommitMany.
 type CommitReq struct {
-	Lease Lease
-	IDs   []string
-	Ops   []StateOp
+	Lease    Lease
+	IDs      []string // entries to acknowledge
+	Recorded []string // entries whose attempt records go (a subset of IDs)
+	Ops      []StateOp
+	// Marker replaces the shard's started marker: "" leaves it alone,
+	// MarkerClear deletes it, anything else is the new comma-separated list.
+	Marker string
 }
 
 // CommitMany commits several shards' batches in one pipelined round trip
@@ -266,22 +340,7 @@ type CommitReq struct {
 // failed as a whole.
 func (s *Store) CommitMany(ctx context.Context, reqs []CommitReq) ([]error, error) {
 	build := func(pipe redis.Pipeliner, r CommitReq) *redis.Cmd {
-		keys := []string{s.keys.Lease(r.Lease.Shard), s.keys.Stream(r.Lease.Shard), s.keys.Attempts(r.Lease.Shard)}
-		keyIdx := map[string]int{}
-		args := []any{r.Lease.Token, len(r.IDs)}
-		for _, id := range r.IDs {
-			args = append(args, id)
-		}
-		args = append(args, len(r.Ops))
-		for _, op := range r.Ops {
-			idx, ok := keyIdx[op.Key]
-			if !ok {
-				keys = append(keys, op.Key)
-				idx = len(keys)
-				keyIdx[op.Key] = idx
-			}
-			args = append(args, op.Op, idx, op.Field, op.Value, op.TTL.Milliseconds())
-		}
+		keys, args := s.commitArgs(r)
 		return commitBatch.EvalSha(ctx, pipe, keys, args...)
 	}
 	cmds, err := s.evalPipelined(ctx, len(reqs), func(pipe redis.Pipeliner, i int) *redis.Cmd {

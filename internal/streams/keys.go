@@ -112,6 +112,10 @@ func (k Keys) LeaseEpoch(n int) string { return k.shard(n, "epoch") }
 // Attempts is the attempt-count hash of shard n.
 func (k Keys) Attempts(n int) string { return k.shard(n, "att") }
 
+// Started is the started-entries marker of shard n: the ids of first attempts
+// running unrecorded on the fast path (ARCHITECTURE §7.1).
+func (k Keys) Started(n int) string { return k.shard(n, "started") }
+
 // Dedup is the dedup marker of an identity key in shard n.
 func (k Keys) Dedup(n int, identity string) string { return k.shard(n, "dd:"+digest16(identity)) }
 

@@ -64,11 +64,25 @@ var ErrFormat = errors.New("streams: unsupported entry format")
 // rest ("" when the metadata is unreadable).
 func ConversationOf(values map[string]any) string {
 	m, _ := values[FieldMeta].(string)
-	parts := strings.SplitN(m, "|", 7)
-	if len(parts) != 7 || parts[0] != FormatVersion {
+	parts, ok := splitMeta(m)
+	if !ok {
 		return ""
 	}
 	return parts[6]
+}
+
+// splitMeta splits the metadata field into its 7 parts (the last keeps any
+// further '|') without allocating, and checks the format version.
+func splitMeta(m string) (parts [7]string, ok bool) {
+	for i := 0; i < 6; i++ {
+		j := strings.IndexByte(m, '|')
+		if j < 0 {
+			return parts, false
+		}
+		parts[i], m = m[:j], m[j+1:]
+	}
+	parts[6] = m
+	return parts, parts[0] == FormatVersion
 }
 
 // ParseEntry reads a stream message back into an Entry.
@@ -77,8 +91,8 @@ func ParseEntry(m redis.XMessage) (Entry, error) {
 		v, _ := m.Values[k].(string)
 		return v
 	}
-	parts := strings.SplitN(get(FieldMeta), "|", 7)
-	if len(parts) != 7 || parts[0] != FormatVersion {
+	parts, ok := splitMeta(get(FieldMeta))
+	if !ok {
 		return Entry{ID: m.ID}, fmt.Errorf("%w: entry %s has metadata %.40q (this build reads format %q)", ErrFormat, m.ID, get(FieldMeta), FormatVersion)
 	}
 	e := Entry{

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,24 +29,31 @@ type committer struct {
 	// flying is the round being committed, kept so state reads see its
 	// writes until Redis has them (read-your-writes with batched acks).
 	flying map[int]*batch
+	// started lists, per shard, the first attempts running unrecorded on the
+	// fast path; each round that follows a start writes it to the shard's
+	// started marker (ARCHITECTURE §7.1), so a crash still counts them.
+	started map[int]map[string]struct{}
 }
 
 type batch struct {
-	lease streams.Lease
-	ids   []string
-	ops   []streams.StateOp
+	lease    streams.Lease
+	ids      []string
+	recorded []bool // ids[i] has an attempt record to delete
+	ops      []streams.StateOp
+	marker   bool   // the started set changed: write it with this round
+	snapshot string // the started set when the round left (marker only)
 }
 
 func newCommitter(w *Worker) *committer {
-	c := &committer{w: w, batches: map[int]*batch{}, inflight: map[int]bool{}}
+	c := &committer{w: w, batches: map[int]*batch{}, inflight: map[int]bool{}, started: map[int]map[string]struct{}{}}
 	c.idle = sync.NewCond(&c.mu)
 	return c
 }
 
 func (c *committer) run(ctx context.Context) { <-ctx.Done() }
 
-func (c *committer) add(shard int, lease streams.Lease, id string, ops []streams.StateOp) {
-	c.mu.Lock()
+// batchLocked returns the shard's open batch for lease (c.mu held).
+func (c *committer) batchLocked(shard int, lease streams.Lease) *batch {
 	b := c.batches[shard]
 	if b != nil && b.lease.Token != lease.Token {
 		// The shard was lost and taken again: the old batch is stale.
@@ -56,14 +64,61 @@ func (c *committer) add(shard int, lease streams.Lease, id string, ops []streams
 		b = &batch{lease: lease}
 		c.batches[shard] = b
 	}
-	b.ids = append(b.ids, id)
-	b.ops = append(b.ops, ops...)
+	return b
+}
+
+// kickLocked starts a commit loop unless one runs (c.mu held); the caller
+// runs it with go c.loop() when it returns true.
+func (c *committer) kickLocked() bool {
 	start := !c.busy
 	c.busy = true
+	return start
+}
+
+// add queues a handled entry's acknowledgement and its state writes.
+// recorded says the entry has an attempt record to delete with the ack.
+func (c *committer) add(shard int, lease streams.Lease, id string, recorded bool, ops []streams.StateOp) {
+	c.mu.Lock()
+	if s := c.started[shard]; s != nil {
+		delete(s, id)
+	}
+	b := c.batchLocked(shard, lease)
+	b.ids = append(b.ids, id)
+	b.recorded = append(b.recorded, recorded)
+	b.ops = append(b.ops, ops...)
+	start := c.kickLocked()
 	c.mu.Unlock()
 	if start {
 		go c.loop()
 	}
+}
+
+// start records that a first attempt begins unrecorded; the next round
+// writes the shard's started marker. It does not wait for Redis.
+func (c *committer) start(shard int, lease streams.Lease, id string) {
+	c.mu.Lock()
+	s := c.started[shard]
+	if s == nil {
+		s = map[string]struct{}{}
+		c.started[shard] = s
+	}
+	s[id] = struct{}{}
+	c.batchLocked(shard, lease).marker = true
+	start := c.kickLocked()
+	c.mu.Unlock()
+	if start {
+		go c.loop()
+	}
+}
+
+// unstart forgets a started entry that got an attempt record or did not
+// count (the marker is rewritten with the next start).
+func (c *committer) unstart(shard int, id string) {
+	c.mu.Lock()
+	if s := c.started[shard]; s != nil {
+		delete(s, id)
+	}
+	c.mu.Unlock()
 }
 
 // loop commits rounds until nothing is pending.
@@ -78,8 +133,11 @@ func (c *committer) loop() {
 		}
 		round := c.batches
 		c.batches = map[int]*batch{}
-		for n := range round {
+		for n, b := range round {
 			c.inflight[n] = true
+			if b.marker {
+				b.snapshot = joinIDs(c.started[n])
+			}
 		}
 		c.flying = round
 		c.mu.Unlock()
@@ -99,11 +157,24 @@ func (c *committer) commit(round map[int]*batch) {
 	var shards []int
 	max := c.w.cfg.AckBatchMax
 	for n, b := range round {
-		for lo := 0; lo < len(b.ids); lo += max {
+		marker := ""
+		if b.marker {
+			marker = b.snapshot
+			if marker == "" {
+				marker = streams.MarkerClear
+			}
+		}
+		for lo := 0; lo == 0 || lo < len(b.ids); lo += max {
 			hi := min(lo+max, len(b.ids))
 			r := streams.CommitReq{Lease: b.lease, IDs: b.ids[lo:hi]}
+			for i := lo; i < hi; i++ {
+				if b.recorded[i] {
+					r.Recorded = append(r.Recorded, b.ids[i])
+				}
+			}
 			if lo == 0 {
 				r.Ops = b.ops // state writes go with the first chunk, in order
+				r.Marker = marker
 			}
 			reqs = append(reqs, r)
 			shards = append(shards, n)
@@ -159,6 +230,7 @@ func (c *committer) flushShard(shard int) {
 		}
 		c.idle.Wait()
 	}
+	delete(c.started, shard)
 }
 
 // flushAll waits until everything handled is committed (shutdown).
@@ -178,7 +250,23 @@ func (c *committer) flushAll() {
 func (c *committer) dropShard(shard int) {
 	c.mu.Lock()
 	delete(c.batches, shard)
+	delete(c.started, shard)
 	c.mu.Unlock()
+}
+
+// joinIDs is the started marker's value: the ids, comma-separated.
+func joinIDs(ids map[string]struct{}) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	var sb strings.Builder
+	for id := range ids {
+		if sb.Len() > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(id)
+	}
+	return sb.String()
 }
 
 // overlay returns the latest uncommitted write of a state field (ok=false

@@ -18,8 +18,13 @@ import (
 type dispatcher struct {
 	w *Worker
 
-	mu       sync.Mutex
-	cond     *sync.Cond
+	mu sync.Mutex
+	// work wakes one pool goroutine per ready conversation; room wakes the
+	// reader when read-ahead frees up. Two conditions, so that neither side
+	// wakes the whole pool for nothing.
+	work     *sync.Cond
+	room     *sync.Cond
+	roomWait bool // the reader waits on room
 	convs    map[string]*conv
 	ready    []*conv
 	queued   int // entries waiting (not running)
@@ -35,10 +40,21 @@ type shardCtx struct {
 	cancel context.CancelFunc
 }
 
+// item is one queued entry with what this worker knows of its attempts.
+type item struct {
+	m redis.XMessage
+	// attempt is the number of the next attempt when known (1 for an entry
+	// read fresh with ">"); 0 means unknown: an entry adopted from a shard's
+	// pending history, whose count is in Redis.
+	attempt int64
+	// recorded is the attempt count Redis holds for the entry (0: no record).
+	recorded int64
+}
+
 type conv struct {
 	key        string
 	shard      int
-	q          []redis.XMessage
+	q          []*item
 	running    bool
 	inReady    bool
 	notBefore  time.Time
@@ -48,7 +64,8 @@ type conv struct {
 
 func newDispatcher(w *Worker) *dispatcher {
 	d := &dispatcher{w: w, convs: map[string]*conv{}, byShard: map[int]int{}, shardCtx: map[int]shardCtx{}, open: map[int]bool{}}
-	d.cond = sync.NewCond(&d.mu)
+	d.work = sync.NewCond(&d.mu)
+	d.room = sync.NewCond(&d.mu)
 	return d
 }
 
@@ -57,7 +74,9 @@ func (d *dispatcher) stats() {
 	d.w.stats.Waiting.Store(int64(d.queued))
 }
 
-func (d *dispatcher) enqueue(shard int, m redis.XMessage) {
+// enqueue queues an entry; fresh says it was read with ">" (never delivered
+// before), so its first attempt needs no attempt record up front.
+func (d *dispatcher) enqueue(shard int, m redis.XMessage, fresh bool) {
 	key := streams.ConversationOf(m.Values)
 	if key == "" {
 		key = "\x00" + strconv.Itoa(shard) + "/" + m.ID // heartbeats and the like: their own queue (ids repeat across shards)
@@ -78,7 +97,11 @@ func (d *dispatcher) enqueue(shard int, m redis.XMessage) {
 		c = &conv{key: key, shard: shard}
 		d.convs[key] = c
 	}
-	c.q = append(c.q, m)
+	it := &item{m: m}
+	if fresh {
+		it.attempt = 1
+	}
+	c.q = append(c.q, it)
 	d.queued++
 	d.maybeReadyLocked(c)
 	d.stats()
@@ -90,18 +113,27 @@ func (d *dispatcher) maybeReadyLocked(c *conv) {
 	}
 	c.inReady = true
 	d.ready = append(d.ready, c)
-	d.cond.Broadcast()
+	d.work.Signal()
+}
+
+// roomLocked wakes the reader when it waits and read-ahead has room.
+func (d *dispatcher) roomLocked() {
+	if d.roomWait && d.queued+d.running < d.w.cfg.QueueSize {
+		d.room.Signal()
+	}
 }
 
 // waitRoom blocks until fewer than max entries are queued or running, and
 // returns how many more may be read.
 func (d *dispatcher) waitRoom(ctx context.Context, max int) int {
-	stop := context.AfterFunc(ctx, func() { d.mu.Lock(); d.cond.Broadcast(); d.mu.Unlock() })
+	stop := context.AfterFunc(ctx, func() { d.mu.Lock(); d.room.Broadcast(); d.mu.Unlock() })
 	defer stop()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for d.queued+d.running >= max && ctx.Err() == nil {
-		d.cond.Wait()
+		d.roomWait = true
+		d.room.Wait()
+		d.roomWait = false
 	}
 	return max - (d.queued + d.running)
 }
@@ -113,31 +145,31 @@ func (d *dispatcher) run(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			for {
-				c, m, sctx, ok := d.take(ctx)
+				c, it, sctx, ok := d.take(ctx)
 				if !ok {
 					return
 				}
-				out := d.w.process(sctx, c.shard, m, &c.infraFails)
-				d.finish(c, m, out)
+				out := d.w.process(sctx, c.shard, it, &c.infraFails)
+				d.finish(c, it, out)
 			}
 		}()
 	}
 	<-ctx.Done()
 	d.mu.Lock()
 	d.stopping = true
-	d.cond.Broadcast()
+	d.work.Broadcast()
 	d.mu.Unlock()
 	wg.Wait()
 }
 
-func (d *dispatcher) take(ctx context.Context) (*conv, redis.XMessage, context.Context, bool) {
+func (d *dispatcher) take(ctx context.Context) (*conv, *item, context.Context, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for len(d.ready) == 0 && !d.stopping && ctx.Err() == nil {
-		d.cond.Wait()
+		d.work.Wait()
 	}
 	if d.stopping || ctx.Err() != nil {
-		return nil, redis.XMessage{}, nil, false
+		return nil, nil, nil, false
 	}
 	c := d.ready[0]
 	d.ready = d.ready[1:]
@@ -163,7 +195,7 @@ type outcome struct {
 	retryAfter time.Duration // > 0: put the entry back at the head and wait
 }
 
-func (d *dispatcher) finish(c *conv, m redis.XMessage, out outcome) {
+func (d *dispatcher) finish(c *conv, it *item, out outcome) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.running--
@@ -171,12 +203,12 @@ func (d *dispatcher) finish(c *conv, m redis.XMessage, out outcome) {
 	c.running = false
 	if d.convs[c.key] != c {
 		// The shard was dropped while this ran: forget the conversation.
-		d.cond.Broadcast()
+		d.roomLocked()
 		d.stats()
 		return
 	}
 	if out.retryAfter > 0 {
-		c.q = append([]redis.XMessage{m}, c.q...)
+		c.q = append([]*item{it}, c.q...)
 		d.queued++
 		c.notBefore = time.Now().Add(out.retryAfter)
 		if c.timer != nil {
@@ -193,7 +225,7 @@ func (d *dispatcher) finish(c *conv, m redis.XMessage, out outcome) {
 		delete(d.convs, c.key)
 	}
 	d.maybeReadyLocked(c)
-	d.cond.Broadcast()
+	d.roomLocked()
 	d.stats()
 }
 
@@ -215,7 +247,7 @@ func (d *dispatcher) dropShard(shard int) {
 		sc.cancel()
 		delete(d.shardCtx, shard)
 	}
-	d.cond.Broadcast()
+	d.room.Broadcast()
 	d.stats()
 }
 
@@ -246,6 +278,7 @@ func (d *dispatcher) finishShard(shard int, deadline time.Time) {
 	d.mu.Lock()
 	delete(d.open, shard)
 	d.dropQueuedLocked(shard)
+	d.roomLocked()
 	d.stats()
 	d.mu.Unlock()
 	d.waitIdle(func() bool { return d.byShard[shard] == 0 }, deadline)
@@ -261,7 +294,7 @@ func (d *dispatcher) finishShard(shard int, deadline time.Time) {
 func (d *dispatcher) drain(deadline time.Time) {
 	d.mu.Lock()
 	d.stopping = true
-	d.cond.Broadcast()
+	d.work.Broadcast()
 	d.mu.Unlock()
 	d.waitIdle(func() bool { return d.running == 0 }, deadline)
 	d.mu.Lock()

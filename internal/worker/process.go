@@ -8,10 +8,8 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
-	"github.com/signal-client/signal-client/internal/signal"
 	"github.com/signal-client/signal-client/internal/streams"
 )
 
@@ -33,11 +31,18 @@ func backoff(base, max time.Duration, attempt int64) time.Duration {
 }
 
 // process runs one attempt of one entry and says whether to retry it.
-func (w *Worker) process(ctx context.Context, shard int, xm redis.XMessage, infraFails *int) outcome {
+//
+// Attempts (ARCHITECTURE §7.1): an entry read fresh runs its first attempt at
+// once, without a Redis round trip; the committer lists it in the shard's
+// started marker with its next round, so a crash still counts it. Every other
+// attempt (a retry, or an entry adopted from pending history) is recorded in
+// Redis before it starts, and a failure is recorded before its backoff.
+func (w *Worker) process(ctx context.Context, shard int, it *item, infraFails *int) outcome {
 	lease, ok := w.leases.get(shard)
 	if !ok {
 		return outcome{} // shard gone; the entry stays pending for its next owner
 	}
+	xm := it.m
 	e, err := streams.ParseEntry(xm)
 	if err != nil {
 		w.stats.ParseErrors.Add(1)
@@ -52,25 +57,41 @@ func (w *Worker) process(ctx context.Context, shard int, xm redis.XMessage, infr
 			w.obs.Heartbeat(shard, time.Since(time.UnixMilli(e.Timestamp)))
 		}
 		w.stats.Heartbeats.Add(1)
-		w.com.add(shard, lease, e.ID, nil)
+		w.com.add(shard, lease, e.ID, it.recorded > 0, nil)
 		return outcome{}
 	}
-	frame, derr := signal.Decode(e.Payload)
-	if derr != nil {
-		return w.parkNow(ctx, lease, e, "format", derr.Error(), infraFails)
-	}
-	att, err := w.att.count(ctx, lease, e.ID, 1)
-	if err != nil {
-		return w.infraOrStale(shard, err, 0, infraFails, "redis")
-	}
-	if att.Count > int64(1+w.cfg.MaxRetries) {
-		// The budget was spent by attempts that never reported (a crash, or a
-		// park that failed): park without running the handler again.
-		att.Count--
-		return w.park(ctx, lease, e, att, "handler_error", "attempts exhausted before this worker took the entry", infraFails)
+	fast := it.attempt == 1 && it.recorded == 0
+	var att streams.Attempts
+	if fast {
+		now := time.Now()
+		att = streams.Attempts{Count: 1, First: now, Last: now}
+		w.com.start(shard, lease, e.ID)
+	} else {
+		delta := 1 // adopted: one more than Redis has
+		if it.attempt > 0 {
+			delta = int(it.attempt - it.recorded)
+		}
+		if delta > 0 {
+			att, err = w.att.count(ctx, lease, e.ID, delta)
+			if err != nil {
+				return w.infraOrStale(shard, err, 0, infraFails, "redis")
+			}
+			it.attempt, it.recorded = att.Count, att.Count
+		} else {
+			att, err = w.att.count(ctx, lease, e.ID, 0)
+			if err != nil {
+				return w.infraOrStale(shard, err, 0, infraFails, "redis")
+			}
+		}
+		if att.Count > int64(1+w.cfg.MaxRetries) {
+			// The budget was spent by attempts that never reported (a crash, or a
+			// park that failed): park without running the handler again.
+			att.Count--
+			return w.park(ctx, lease, e, att, "handler_error", "attempts exhausted before this worker took the entry", infraFails)
+		}
 	}
 
-	msg := &Message{Entry: e, Frame: frame, Shard: shard, Attempt: att.Count, Epoch: lease.Epoch, Started: time.Now(), w: w}
+	msg := &Message{Entry: e, Shard: shard, Attempt: att.Count, Epoch: lease.Epoch, Started: time.Now(), w: w}
 	if w.obs.EndToEnd != nil && e.Timestamp > 0 && att.Count == 1 {
 		w.obs.EndToEnd(time.Since(time.UnixMilli(e.Timestamp)))
 	}
@@ -83,18 +104,30 @@ func (w *Worker) process(ctx context.Context, shard int, xm redis.XMessage, infr
 		*infraFails = 0
 		w.stats.Handled.Add(1)
 		w.observe("ok", dur)
-		w.com.add(shard, lease, e.ID, msg.ops)
+		w.com.add(shard, lease, e.ID, it.recorded > 0, msg.ops)
 		return outcome{}
 	}
 	if ctx.Err() != nil {
 		return outcome{} // shard revoked or shutting down mid-handler: not the message's fault, nothing committed
 	}
+	var unreadable *unreadableError
+	if errors.As(herr, &unreadable) {
+		if fast {
+			w.com.unstart(shard, e.ID)
+		}
+		it.recorded = 0 // the park deletes any record
+		return w.parkNow(ctx, lease, e, "format", unreadable.Error(), infraFails)
+	}
 	var infra InfrastructureError
 	if errors.As(herr, &infra) {
 		w.observe("paused", dur)
-		if _, rerr := w.att.count(ctx, lease, e.ID, -1); rerr != nil && errors.Is(rerr, streams.ErrStale) {
+		if fast {
+			w.com.unstart(shard, e.ID) // nothing recorded, nothing to refund
+		} else if _, rerr := w.att.count(ctx, lease, e.ID, -1); rerr != nil && errors.Is(rerr, streams.ErrStale) {
 			w.leases.revoke(shard, "stale attempt refund")
 			return outcome{}
+		} else if rerr == nil {
+			it.recorded--
 		}
 		return w.infraOrStale(shard, herr, infra.PauseFor(), infraFails, "handler_infrastructure")
 	}
@@ -102,9 +135,23 @@ func (w *Worker) process(ctx context.Context, shard int, xm redis.XMessage, infr
 	w.stats.Failed.Add(1)
 	inc(&w.stats.FailedByReason, reason)
 	w.observe("error", dur)
+	if fast {
+		// Record the failed first attempt before waiting, so that a crash
+		// during the backoff does not forget it.
+		w.com.unstart(shard, e.ID)
+		if a, err := w.att.count(ctx, lease, e.ID, 1); err == nil {
+			att, it.recorded = a, a.Count
+		} else if errors.Is(err, streams.ErrStale) {
+			w.stats.StaleCommits.Add(1)
+			w.leases.revoke(shard, "stale lease at attempt count")
+			return outcome{}
+		}
+		// Redis unreachable: the attempt is counted when the retry starts.
+	}
 	if att.Count >= int64(1+w.cfg.MaxRetries) {
 		return w.park(ctx, lease, e, att, reason, w.redact(herr.Error()), infraFails)
 	}
+	it.attempt = att.Count + 1
 	w.stats.Retried.Add(1)
 	wait := backoff(w.cfg.BackoffBase, w.cfg.BackoffMax, att.Count)
 	w.log.Info("handler failed; will retry", zap.Int("shard", shard), zap.String("reason", reason),

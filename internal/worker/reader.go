@@ -218,7 +218,7 @@ func (r *reader) run(ctx context.Context) {
 		}
 		for _, s := range res {
 			shard := r.shardOf(s.Stream, owned)
-			r.dispatch(shard, s.Messages)
+			r.dispatch(shard, s.Messages, true)
 		}
 	}
 }
@@ -232,7 +232,9 @@ func (r *reader) shardOf(stream string, owned []int) int {
 	return -1
 }
 
-func (r *reader) dispatch(shard int, msgs []redis.XMessage) {
+// dispatch queues entries read from a shard; fresh says they were read with
+// ">" and were never delivered before.
+func (r *reader) dispatch(shard int, msgs []redis.XMessage, fresh bool) {
 	if shard < 0 {
 		return
 	}
@@ -240,7 +242,7 @@ func (r *reader) dispatch(shard int, msgs []redis.XMessage) {
 		return // revoked while reading: the next owner reads them from history
 	}
 	for _, m := range msgs {
-		r.w.disp.enqueue(shard, m)
+		r.w.disp.enqueue(shard, m, fresh)
 	}
 	if len(msgs) > 0 {
 		r.mu.Lock()
@@ -253,6 +255,24 @@ func (r *reader) dispatch(shard int, msgs []redis.XMessage) {
 // in id order, before any new entry (ARCHITECTURE §6.4).
 func (r *reader) readHistory(ctx context.Context, shard int, start string) error {
 	w := r.w
+	if start == "0" {
+		// A shard just acquired: first attempts its previous owner started on
+		// the fast path count before anything here runs (ARCHITECTURE §7.1).
+		lease, ok := w.leases.get(shard)
+		if !ok {
+			return nil
+		}
+		n, err := w.store.PromoteStarted(ctx, lease)
+		if errors.Is(err, streams.ErrStale) {
+			return nil // lost already; the next owner promotes them
+		}
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			w.log.Info("adopted entries whose first attempt had started counted", zap.Int("shard", shard), zap.Int64("entries", n))
+		}
+	}
 	for ctx.Err() == nil {
 		res, err := w.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: streams.GroupName, Consumer: streams.OwnerConsumer,
 			Streams: []string{w.store.Keys().Stream(shard), start}, Count: 256}).Result()
@@ -263,7 +283,7 @@ func (r *reader) readHistory(ctx context.Context, shard int, start string) error
 			return nil
 		}
 		msgs := res[0].Messages
-		r.dispatch(shard, msgs)
+		r.dispatch(shard, msgs, false)
 		start = msgs[len(msgs)-1].ID
 	}
 	return ctx.Err()
@@ -304,7 +324,7 @@ func (r *reader) adoptOrphans(ctx context.Context) {
 				continue
 			}
 			w.stats.Claimed.Add(uint64(len(msgs)))
-			r.dispatch(n, msgs)
+			r.dispatch(n, msgs, false)
 		}
 	}
 }

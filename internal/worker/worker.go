@@ -21,17 +21,48 @@ import (
 	"github.com/signal-client/signal-client/internal/streams"
 )
 
-// Message is what a handler gets: one inbound entry, decoded.
+// Message is what a handler gets: one inbound entry. Its payload is decoded
+// on first use (Decode): the worker itself never needs the frame, so a
+// handler that routes on the entry's metadata does not pay for it.
 type Message struct {
 	Entry   streams.Entry
-	Frame   *signal.Frame
 	Shard   int
 	Attempt int64     // 1 for the first attempt
 	Epoch   int64     // the lease epoch this attempt runs under
 	Started time.Time // when this attempt started
 
-	ops []streams.StateOp
-	w   *Worker
+	ops   []streams.StateOp
+	w     *Worker
+	frame *signal.Frame
+}
+
+// Decode returns the entry's decoded frame, decoding it on the first call.
+// A handler that cannot decode it should return Unreadable(err): the entry
+// is parked at once (reason "format"), since retrying cannot help.
+func (m *Message) Decode() (*signal.Frame, error) {
+	if m.frame != nil {
+		return m.frame, nil
+	}
+	f, err := signal.Decode(m.Entry.Payload)
+	if err != nil {
+		return nil, err
+	}
+	m.frame = f
+	return f, nil
+}
+
+type unreadableError struct{ err error }
+
+func (e *unreadableError) Error() string { return e.err.Error() }
+func (e *unreadableError) Unwrap() error { return e.err }
+
+// Unreadable marks err as a payload that cannot be decoded: the entry is
+// parked at once with reason "format", without retries.
+func Unreadable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &unreadableError{err: err}
 }
 
 // OriginalID is the id that identifies the message across DLQ replays.

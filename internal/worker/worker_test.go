@@ -41,7 +41,10 @@ type env struct {
 func newEnv(t *testing.T, shards int) *env {
 	c := srv.Client()
 	t.Cleanup(func() { c.Close() })
-	k, _ := streams.NewKeys(fmt.Sprintf("%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano()), "+15550000001")
+	k, err := streams.NewKeys(fmt.Sprintf("%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano()), "+15550000001")
+	if err != nil {
+		t.Fatal(err)
+	}
 	st := streams.NewStore(c, k, shards)
 	if err := st.EnsureGroups(context.Background()); err != nil {
 		t.Fatal(err)
@@ -132,7 +135,8 @@ func (r *recorder) handler(worker string, fail func(m *Message) error) Handler {
 		r.count[m.Shard]--
 		if err == nil {
 			var seq int
-			fmt.Sscanf(m.Frame.Text(), "msg %d", &seq)
+			f, _ := m.Decode()
+			fmt.Sscanf(f.Text(), "msg %d", &seq)
 			r.seen[conv] = append(r.seen[conv], seq)
 		}
 		r.mu.Unlock()
@@ -394,4 +398,75 @@ func TestUnreadableEntryParkedWithItsPayload(t *testing.T) {
 		t.Fatal("handler called for an unreadable entry")
 	}
 	eventually(t, 5*time.Second, func() bool { return e.pending() == 0 }, "acknowledged with the park")
+}
+
+// A first attempt runs on the fast path (no attempt record before it), but
+// the started marker makes a crash count it; the entries read ahead behind it
+// are not charged (ARCHITECTURE §7.1). The crash is a lease lost while the
+// handler runs: nothing of the first worker is committed after that.
+func TestCrashedFirstAttemptCountsReadAheadDoesNot(t *testing.T) {
+	for _, tc := range []struct {
+		retries     int
+		wantAttempt int64 // of the crashed entry at its next owner; 0: parked without running
+	}{{retries: 2, wantAttempt: 2}, {retries: 0, wantAttempt: 0}} {
+		t.Run(fmt.Sprintf("retries%d", tc.retries), func(t *testing.T) {
+			e := newEnv(t, 1)
+			started := make(chan string, 10)
+			a := e.start("wa", HandlerFunc(func(ctx context.Context, m *Message) error {
+				started <- m.Entry.ID
+				<-ctx.Done() // "crashes" in the handler: never returns before the shard is lost
+				return ctx.Err()
+			}), func(c *Config) { c.MaxRetries = tc.retries; c.LeaseTTL = 600 * time.Millisecond })
+			eventually(t, 5*time.Second, func() bool { return len(a.w.OwnedShards()) == 1 }, "wa owns the shard")
+			e.append("conv-p", 0)
+			e.append("conv-p", 1) // read ahead behind the crashing one, never started
+			id := <-started
+			eventually(t, 5*time.Second, func() bool {
+				return e.c.Get(context.Background(), e.keys.Started(0)).Val() == id
+			}, "the started marker lists the running first attempt")
+			if n := e.c.HLen(context.Background(), e.keys.Attempts(0)).Val(); n != 0 {
+				t.Fatalf("%d attempt fields before any failure: the fast path must not write records", n)
+			}
+			// The lease passes away as after a crash: wa fences itself.
+			e.c.Set(context.Background(), e.keys.Lease(0), "thief|1", time.Hour)
+			eventually(t, 5*time.Second, func() bool { return len(a.w.OwnedShards()) == 0 }, "wa dropped the shard")
+			a.stop()
+			e.c.Del(context.Background(), e.keys.Lease(0))
+
+			var mu sync.Mutex
+			got := map[string]int64{}
+			b := e.start("wb", HandlerFunc(func(ctx context.Context, m *Message) error {
+				mu.Lock()
+				got[m.Entry.ID] = m.Attempt
+				mu.Unlock()
+				return nil
+			}), func(c *Config) { c.MaxRetries = tc.retries })
+			eventually(t, 5*time.Second, func() bool { return e.pending() == 0 }, "wb handled or parked both")
+			_ = b
+			mu.Lock()
+			defer mu.Unlock()
+			if tc.wantAttempt == 0 {
+				if _, ran := got[id]; ran {
+					t.Fatalf("the crashed entry ran again with its budget spent (attempt %d)", got[id])
+				}
+				d := e.c.XRange(context.Background(), e.keys.DLQ(0), "-", "+").Val()
+				if len(d) != 1 || d[0].Values["attempts"] != "1" {
+					t.Fatalf("dlq %v, want the crashed entry with attempts 1", d)
+				}
+			} else if got[id] != tc.wantAttempt {
+				t.Fatalf("crashed entry ran as attempt %d at its next owner, want %d", got[id], tc.wantAttempt)
+			}
+			for other, att := range got {
+				if other != id && att != 1 {
+					t.Fatalf("read-ahead entry %s ran as attempt %d: it never started before, want 1", other, att)
+				}
+			}
+			if len(got) != 2 && !(tc.wantAttempt == 0 && len(got) == 1) {
+				t.Fatalf("handled %v", got)
+			}
+			if n := e.c.Exists(context.Background(), e.keys.Started(0)).Val(); n != 0 {
+				t.Fatalf("started marker left after everything was acknowledged")
+			}
+		})
+	}
 }
