@@ -45,7 +45,8 @@ type Context struct {
 	argsDone  bool
 	match     []string
 
-	log   *zap.Logger
+	log   *zap.Logger // built on first use: With on the redacting core costs more than most handlers
+	logMu sync.Once
 	state *State
 
 	mu     sync.Mutex
@@ -92,7 +93,6 @@ func (r *Router) newContext(ctx context.Context, u *Update) (*Context, error) {
 	if d := f.Data(); d != nil {
 		c.cmdText = strings.TrimSpace(d.TextWithoutMentionsOf(self.ids()...))
 	}
-	c.log = u.logger()
 	c.state = &State{c: c}
 	return c, nil
 }
@@ -354,7 +354,10 @@ func (c *Context) OriginalID() string {
 // Log is a logger carrying the message's ids (never its content). The
 // runtime's logger redacts numbers, UUIDs and group ids; still, do not log
 // message text.
-func (c *Context) Log() *zap.Logger { return c.log }
+func (c *Context) Log() *zap.Logger {
+	c.logMu.Do(func() { c.log = c.u.logger() })
+	return c.log
+}
 
 // Set stores a value for later middleware and the handler of this message.
 func (c *Context) Set(key, value any) {
@@ -497,7 +500,7 @@ func (c *Context) Download(a Attachment, maxBytes int64) (Download, error) {
 		return Download{}, err
 	}
 	if err := c.u.Backend.DeleteAttachment(c, a.ID); err != nil {
-		c.log.Warn("downloaded attachment not deleted from the server", zap.Error(err))
+		c.Log().Warn("downloaded attachment not deleted from the server", zap.Error(err))
 	}
 	return d, nil
 }
@@ -522,7 +525,7 @@ func (c *Context) Typing() (stop func()) {
 	}
 	to := c.conv.Recipient
 	be := c.u.Backend
-	log := c.log
+	log := c.Log()
 	if err := be.Typing(c, to, true); err != nil {
 		log.Debug("typing indicator failed", zap.Error(err))
 	}

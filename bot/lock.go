@@ -101,7 +101,7 @@ func (e *lockEntry) refresh(c *Context, ttl time.Duration) {
 		case err == nil:
 			last = time.Now()
 		case errors.Is(err, ErrLockLost) || time.Since(last) >= ttl:
-			c.log.Warn("lock lost while the handler ran; cancelling it", zap.Error(err))
+			c.Log().Warn("lock lost while the handler ran; cancelling it", zap.Error(err))
 			c.cancel(ErrLockLost)
 			return
 		}
@@ -115,7 +115,7 @@ func (e *lockEntry) release(c *Context) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 2*time.Second)
 		defer cancel()
 		if err := e.held.Release(ctx); err != nil {
-			c.log.Debug("lock release failed; it expires by itself", zap.Error(err))
+			c.Log().Debug("lock release failed; it expires by itself", zap.Error(err))
 		}
 	})
 }
