@@ -105,7 +105,7 @@ func (rt *Runtime) Handle(ctx context.Context, m *worker.Message) error {
 	if err != nil {
 		return worker.Unreadable(fmt.Errorf("bot: decode message: %w", err))
 	}
-	st := &messageState{m: m, key: m.Keys().State(m.Shard, m.Entry.Conversation)}
+	st := &messageState{m: m}
 	u := Update{
 		Raw: m.Entry.Payload, Frame: f, ID: m.Entry.ID, OriginalID: m.OriginalID(), Shard: m.Shard,
 		Attempt: int(m.Attempt), Conversation: m.Entry.Conversation, Self: rt.self, Backend: rt.be, State: st,
@@ -154,19 +154,26 @@ func (rt *Runtime) RunStartHooks(ctx context.Context) (wait func()) {
 type messageState struct {
 	mu  sync.Mutex
 	m   *worker.Message
-	key string
+	key string // computed on first use (a SHA-256 most messages never need)
+}
+
+func (s *messageState) keyLocked() string {
+	if s.key == "" {
+		s.key = s.m.Keys().State(s.m.Shard, s.m.Entry.Conversation)
+	}
+	return s.key
 }
 
 func (s *messageState) Read(ctx context.Context, field string) (string, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.m.ReadState(ctx, s.key, field)
+	return s.m.ReadState(ctx, s.keyLocked(), field)
 }
 
 func (s *messageState) Write(op StateOp) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.m.AddStateOp(streams.StateOp{Key: s.key, Op: op.Op, Field: op.Field, Value: op.Value, TTL: op.TTL})
+	s.m.AddStateOp(streams.StateOp{Key: s.keyLocked(), Op: op.Op, Field: op.Field, Value: op.Value, TTL: op.TTL})
 }
 
 // runtimeBackend is Backend over the sender and Redis.
