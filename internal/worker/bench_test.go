@@ -17,10 +17,12 @@ import (
 //	go test -run '^$' -bench 'Consume' -benchtime 20000x -count 5 ./internal/worker/
 //
 // Both consume the same prefilled 16 shard streams of ~400-byte entries.
-// Raw is one XREADGROUP COUNT 128 over all streams plus one pipelined XACK
-// per read; Worker is the whole worker (leases, per-conversation dispatch to a
-// no-op handler, attempt counting, fenced batched commits) with 1 and 2
-// workers. Compare msgs/s.
+// raw is one XREADGROUP COUNT 128 over all streams plus one pipelined XACK
+// per read; worker1/worker2 are the whole worker (leases, per-conversation
+// dispatch to a no-op handler, attempt accounting, fenced batched commits)
+// with 1 and 2 workers. They are sub-benchmarks of one benchmark so that
+// -count interleaves them (raw, 1, 2, raw, 1, 2, ...): on a noisy machine
+// each ratio compares runs made seconds apart. Compare msgs/s.
 
 func prefill(b *testing.B, e *env, n int) {
 	payload := string(payload("conv-0", 0)) + strings.Repeat(" ", 300)
@@ -49,7 +51,13 @@ func benchEnv(b *testing.B) *env {
 	return &env{keys: k, store: st, c: c}
 }
 
-func BenchmarkConsumeRaw(b *testing.B) {
+func BenchmarkConsume(b *testing.B) {
+	b.Run("raw", benchRaw)
+	b.Run("worker1", func(b *testing.B) { benchWorkers(b, 1) })
+	b.Run("worker2", func(b *testing.B) { benchWorkers(b, 2) })
+}
+
+func benchRaw(b *testing.B) {
 	e := benchEnv(b)
 	prefill(b, e, b.N)
 	ctx := context.Background()
@@ -119,6 +127,3 @@ func benchWorkers(b *testing.B, workers int) {
 		s()
 	}
 }
-
-func BenchmarkConsumeWorker1(b *testing.B) { benchWorkers(b, 1) }
-func BenchmarkConsumeWorker2(b *testing.B) { benchWorkers(b, 2) }
