@@ -79,10 +79,15 @@ func (c *committer) kickLocked() bool {
 // recorded says the entry has an attempt record to delete with the ack.
 func (c *committer) add(shard int, lease streams.Lease, id string, recorded bool, ops []streams.StateOp) {
 	c.mu.Lock()
-	if s := c.started[shard]; s != nil {
-		delete(s, id)
-	}
 	b := c.batchLocked(shard, lease)
+	if s := c.started[shard]; s != nil {
+		if _, ok := s[id]; ok {
+			delete(s, id)
+			if len(s) == 0 {
+				b.marker = true // nothing runs unrecorded any more: clear the marker with this ack
+			}
+		}
+	}
 	b.ids = append(b.ids, id)
 	b.recorded = append(b.recorded, recorded)
 	b.ops = append(b.ops, ops...)

@@ -209,6 +209,15 @@ func TestTwoWorkersHandleEachEntryOnceInOrder(t *testing.T) {
 	if dups := rec.check(t, convs, per); dups != 0 {
 		t.Fatalf("%d duplicates without any crash", dups)
 	}
+	// Nothing failed, so nothing was recorded: first attempts need no
+	// attempt record, and their started markers go once they are acked.
+	for s := 0; s < 8; s++ {
+		if n := e.c.HLen(context.Background(), e.keys.Attempts(s)).Val(); n != 0 {
+			t.Fatalf("shard %d: %d attempt fields left", s, n)
+		}
+		eventually(t, 2*time.Second, func() bool { return e.c.Exists(context.Background(), e.keys.Started(s)).Val() == 0 },
+			fmt.Sprintf("shard %d: started marker cleared", s))
+	}
 }
 
 func TestPoisonEntryParkedAfterExactAttemptsWhileOthersFlow(t *testing.T) {
