@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -51,6 +52,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	genConvs := fs.Int("gen-conversations", 6, "generated conversations, split direct / hidden number / group")
 	genMembers := fs.Int("gen-group-members", 3, "members per generated group besides the bot")
 	genSeed := fs.Uint64("gen-seed", 1, "generator seed (same seed, same traffic)")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the whole run to this file (for benchmarks)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: signal-emulator [flags]\n\nA local signal-cli-rest-api stand-in with fault injection; admin API under /_emulator/.\n\nFlags:\n%s", fs.FlagUsages())
 	}
@@ -68,6 +70,20 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.Lock(zapcore.AddSync(stderr)), lvl))
 	defer func() { _ = log.Sync() }()
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "signal-emulator: --cpu-profile: %v\n", err)
+			return 2
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close()
+			fmt.Fprintf(stderr, "signal-emulator: --cpu-profile: %v\n", err)
+			return 2
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
 
 	e := emulator.New(emulator.Config{
 		Accounts:          *accounts,
