@@ -131,6 +131,29 @@ func (j generatorJSON) config() GeneratorConfig {
 	return c
 }
 
+// injectJSON is the body of POST /_emulator/inject and /_emulator/stage.
+type injectJSON struct {
+	Account string            `json:"account"`
+	Frame   json.RawMessage   `json:"frame"`
+	Frames  []json.RawMessage `json:"frames"`
+	// Raw frames are injected verbatim even when they are not JSON.
+	RawFrames []string `json:"raw_frames"`
+}
+
+func (j injectJSON) frames() [][]byte {
+	var frames [][]byte
+	if len(j.Frame) > 0 {
+		frames = append(frames, j.Frame)
+	}
+	for _, f := range j.Frames {
+		frames = append(frames, f)
+	}
+	for _, f := range j.RawFrames {
+		frames = append(frames, []byte(f))
+	}
+	return frames
+}
+
 type adminGroupJSON struct {
 	Account string `json:"account"`
 	Group
@@ -159,35 +182,47 @@ func (e *Emulator) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, adminIndex)
 
 	case path == "inject" && m == http.MethodPost:
-		var req struct {
-			Account string            `json:"account"`
-			Frame   json.RawMessage   `json:"frame"`
-			Frames  []json.RawMessage `json:"frames"`
-			// Raw frames are injected verbatim even when they are not JSON.
-			RawFrames []string `json:"raw_frames"`
-		}
+		var req injectJSON
 		if !decode(&req) {
 			return
 		}
-		var frames [][]byte
-		if len(req.Frame) > 0 {
-			frames = append(frames, req.Frame)
-		}
-		for _, f := range req.Frames {
-			frames = append(frames, f)
-		}
-		for _, f := range req.RawFrames {
-			frames = append(frames, []byte(f))
-		}
-		delivered := make([]int, 0, len(frames))
-		for _, f := range frames {
-			if req.Account != "" {
-				delivered = append(delivered, e.Inject(req.Account, f))
-			} else {
+		frames := req.frames()
+		var delivered []int
+		if req.Account != "" {
+			delivered = e.injectOwned(req.Account, frames)
+		} else {
+			delivered = make([]int, 0, len(frames))
+			for _, f := range frames {
 				delivered = append(delivered, e.InjectParams(f))
 			}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"delivered": delivered})
+
+	case path == "stage" && m == http.MethodPost:
+		var req injectJSON
+		if !decode(&req) {
+			return
+		}
+		frames := req.frames()
+		total := e.stageOwned(req.Account, frames)
+		writeJSON(w, http.StatusOK, map[string]int{"staged": len(frames), "total": total})
+	case path == "stage" && m == http.MethodGet:
+		writeJSON(w, http.StatusOK, map[string]int{"total": e.Staged()})
+	case path == "stage" && m == http.MethodDelete:
+		writeJSON(w, http.StatusOK, map[string]int{"discarded": e.DiscardStaged()})
+	case path == "stage/release" && m == http.MethodPost:
+		var req struct {
+			Wait bool `json:"wait"`
+		}
+		if len(bytes.TrimSpace(body)) > 0 && !decode(&req) {
+			return
+		}
+		res, err := e.ReleaseStaged(r.Context(), req.Wait)
+		if err != nil {
+			adminError(w, http.StatusServiceUnavailable, "released, but gave up waiting for the writes: "+err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
 
 	case path == "events" && m == http.MethodPost:
 		var req struct {
@@ -460,6 +495,10 @@ func callFilterFromQuery(r *http.Request) (CallFilter, error) {
 
 var adminIndex = []string{
 	"POST   /_emulator/inject              {account?, frame?, frames?, raw_frames?} -> {delivered:[n]}",
+	"POST   /_emulator/stage               {account?, frame?, frames?, raw_frames?} -> {staged, total} (held, not injected)",
+	"GET    /_emulator/stage               -> {total}",
+	"DELETE /_emulator/stage               -> {discarded}",
+	"POST   /_emulator/stage/release       {wait?} -> {released, accepted, unreached, written, took_ms}",
 	"POST   /_emulator/events              {events:[EventSpec]} -> {results:[{timestamp, sockets}]}",
 	"POST   /_emulator/error               {message} -> {delivered:n}",
 	"GET    /_emulator/calls               ?since_id&since&route&path&method&account&status -> [Call]",

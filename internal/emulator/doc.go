@@ -88,6 +88,12 @@
 //	GET    /_emulator/                       list of endpoints
 //	POST   /_emulator/inject                 {"account"?, "frame"?, "frames"?, "raw_frames"?} → {"delivered":[n,…]}
 //	                                         without "account", the account is read from each frame like the real server
+//	POST   /_emulator/stage                  same body as inject → {"staged":n,"total":n}: frames are held, not injected
+//	GET    /_emulator/stage                  {"total":n}
+//	DELETE /_emulator/stage                  {"discarded":n}: empty the stage
+//	POST   /_emulator/stage/release          {"wait"?:true} → {"released","accepted","unreached","written","took_ms"}
+//	                                         injects every staged frame in staging order with inject's semantics; with
+//	                                         "wait", answers once the sockets wrote them (503 if the client gave up first)
 //	POST   /_emulator/events                 {"events":[EventSpec,…]} → {"results":[{"timestamp","sockets"}]}
 //	POST   /_emulator/error                  {"message"} → {"delivered":n}
 //	GET    /_emulator/calls                  ?since_id=&since=<RFC3339>&route=&path=<prefix>&method=&account=&status=
@@ -114,6 +120,20 @@
 //	GET    /_emulator/groups                 ?account=
 //	POST   /_emulator/attachments            {"id"?, "data":"<base64>"} → {"id"}
 //	POST   /_emulator/accounts               {"number"}
+//
+// # Staged bursts (benchmarks)
+//
+// An injector posting frames over HTTP cannot emit a burst faster than it builds and posts
+// them. For a burst, upload the frames first with Stage (POST /_emulator/stage, in as many
+// calls as needed), then inject them all with one ReleaseStaged (POST
+// /_emulator/stage/release): each frame still goes through Inject's path (account filter,
+// every open socket, delivery mode, socket faults, discarding while no socket is open,
+// crash holding, webhook), consecutive frames of an account in runs under one
+// acquisition of the reader. In reliable delivery without socket faults each writer
+// sends its queued frames in coalesced writes of up to 1024 frames (same bytes on the
+// wire as one text frame per WriteMessage), so a burst reaches a socket as fast as the
+// peer reads it. The frames are sent verbatim: timestamps inside them are whatever the
+// uploader wrote, so stamp them for the planned release, not the upload.
 //
 // # Traffic generator
 //

@@ -171,6 +171,8 @@ type Emulator struct {
 	genMu sync.Mutex
 	gen   *Generator
 
+	stage stage
+
 	st counters
 }
 

@@ -158,6 +158,9 @@ type Faults struct {
 	nextID  int64
 	rest    []*restRule
 	sockets []*socketRule
+	// nsockets mirrors len(sockets) so the per-frame paths skip the mutex when no socket
+	// fault is installed (the common case in benchmarks).
+	nsockets atomic.Int32
 	// spent holds release channels of hang rules whose count ran out; ClearREST answers
 	// the calls they still hold.
 	spent []chan struct{}
@@ -337,6 +340,7 @@ func (f *Faults) AddSocket(s SocketFault) string {
 	defer f.mu.Unlock()
 	r := &socketRule{SocketFault: s, id: f.newIDLocked("socket-"), release: make(chan struct{}), per: map[int64]*sockCounter{}}
 	f.sockets = append(f.sockets, r)
+	f.nsockets.Store(int32(len(f.sockets)))
 	return r.id
 }
 
@@ -348,6 +352,7 @@ func (f *Faults) RemoveSocket(id string) bool {
 	for i, r := range f.sockets {
 		if r.id == id {
 			f.sockets = slices.Delete(f.sockets, i, i+1)
+			f.nsockets.Store(int32(len(f.sockets)))
 			close(r.release)
 			return true
 		}
@@ -363,6 +368,7 @@ func (f *Faults) ClearSockets() {
 		close(r.release)
 	}
 	f.sockets = nil
+	f.nsockets.Store(0)
 }
 
 // SocketRules returns the installed socket faults by id.
@@ -386,8 +392,14 @@ func (f *Faults) Clear() {
 
 func (f *Faults) releaseAll() { f.Clear() }
 
+// hasSocketFaults reports whether any socket fault is installed.
+func (f *Faults) hasSocketFaults() bool { return f.nsockets.Load() > 0 }
+
 // shouldDrop applies drop faults to one frame offered to k.
 func (f *Faults) shouldDrop(k *socket) bool {
+	if !f.hasSocketFaults() {
+		return false
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	drop := false
@@ -420,6 +432,9 @@ func (f *Faults) shouldDrop(k *socket) bool {
 
 // stall returns the release channel of a stall fault matching k, or nil.
 func (f *Faults) stall(k *socket) chan struct{} {
+	if !f.hasSocketFaults() {
+		return nil
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, r := range f.sockets {
@@ -431,6 +446,9 @@ func (f *Faults) stall(k *socket) chan struct{} {
 }
 
 func (f *Faults) writeDelay(k *socket) time.Duration {
+	if !f.hasSocketFaults() {
+		return 0
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var d time.Duration

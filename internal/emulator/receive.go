@@ -3,12 +3,14 @@ package emulator
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -29,6 +31,19 @@ const readLimit = 512
 
 // maxClosedSockets bounds how many closed sockets Stats still reports.
 const maxClosedSockets = 1000
+
+// A writer in reliable delivery coalesces the frames queued for its socket into one
+// network write of at most maxBatchFrames frames or about maxBatchBytes bytes. The bytes
+// on the wire are the same as one gorilla WriteMessage per frame (one unmasked final text
+// frame each); only the number of write syscalls differs.
+const (
+	maxBatchFrames = 1024
+	maxBatchBytes  = 256 << 10
+)
+
+// maxInjectRun bounds how many consecutive frames of one account an injection offers
+// under one acquisition of the reader semaphore.
+const maxInjectRun = 256
 
 type hub struct {
 	mu      sync.Mutex
@@ -125,6 +140,11 @@ type socket struct {
 
 	notify  chan struct{}
 	handoff chan []byte
+	// batch and wbuf are the writer's scratch space for coalesced writes.
+	batch [][]byte
+	wbuf  []byte
+	// inflight counts frames the writer took from the queue and has not written yet.
+	inflight atomic.Int64
 	// busy is set while a busy-drop frame is being written; an offer that finds it set is
 	// dropped, as the real server's non-blocking send on an unbuffered channel is.
 	busy atomic.Bool
@@ -180,19 +200,76 @@ func (k *socket) offer(frame []byte) bool {
 	return true
 }
 
-func (k *socket) pop() ([]byte, bool) {
+// offerAll offers frames in order, adding 1 to accepted[i] for each frame i the socket
+// accepted. It is offer applied to each frame; in reliable delivery without socket faults
+// it queues the frames under one lock and wakes the writer once.
+func (k *socket) offerAll(frames [][]byte, accepted []int) {
+	e := k.e
+	if len(frames) == 1 || e.faults.Delivery() != DeliveryReliable || e.faults.hasSocketFaults() {
+		for i, f := range frames {
+			if k.offer(f) {
+				accepted[i]++
+			}
+		}
+		return
+	}
+	n := int64(len(frames))
+	k.offered.Add(n)
+	e.st.framesOffered.Add(n)
+	select {
+	case <-k.done:
+		return
+	default:
+	}
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return
+	}
+	take := min(len(frames), max(e.cfg.MaxQueuedFrames-len(k.queue), 0))
+	k.queue = append(k.queue, frames[:take]...)
+	k.mu.Unlock()
+	if d := n - int64(take); d > 0 {
+		k.dropped.Add(d)
+		e.st.framesDropped.Add(d)
+	}
+	if take == 0 {
+		return
+	}
+	for i := range take {
+		accepted[i]++
+	}
+	k.accepted.Add(int64(take))
+	e.st.framesAccepted.Add(int64(take))
+	select {
+	case k.notify <- struct{}{}:
+	default:
+	}
+}
+
+// popBatch takes the next frames of the queue (at least one if any are queued) into the
+// writer's scratch slice; one frame only while socket faults are installed, since their
+// stalls and delays apply per write.
+func (k *socket) popBatch() [][]byte {
+	limit := maxBatchFrames
+	if k.e.faults.hasSocketFaults() {
+		limit = 1
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if len(k.queue) == 0 {
-		return nil, false
+	n, size := 0, 0
+	for n < len(k.queue) && n < limit && (n == 0 || size+len(k.queue[n]) <= maxBatchBytes) {
+		size += len(k.queue[n])
+		n++
 	}
-	f := k.queue[0]
-	k.queue[0] = nil
-	k.queue = k.queue[1:]
+	k.inflight.Store(int64(n))
+	k.batch = append(k.batch[:0], k.queue[:n]...)
+	clear(k.queue[:n])
+	k.queue = k.queue[n:]
 	if len(k.queue) == 0 {
 		k.queue = nil
 	}
-	return f, true
+	return k.batch
 }
 
 func (k *socket) writer() {
@@ -209,15 +286,122 @@ func (k *socket) writer() {
 			}
 		case <-k.notify:
 			for {
-				f, ok := k.pop()
-				if !ok {
+				b := k.popBatch()
+				if len(b) == 0 {
 					break
 				}
-				if !k.write(f) {
+				ok := k.writeBatch(b)
+				k.inflight.Store(0)
+				clear(b)
+				if !ok {
 					return
 				}
 			}
 		}
+	}
+}
+
+// writeBatch writes frames popped from the queue. Without socket faults (whose stall and
+// delay apply per write) they go out in one network write.
+func (k *socket) writeBatch(frames [][]byte) bool {
+	e := k.e
+	if len(frames) == 1 || e.faults.hasSocketFaults() {
+		for i, f := range frames {
+			if !k.write(f) {
+				k.lost(int64(len(frames) - i - 1))
+				return false
+			}
+			k.inflight.Add(-1)
+		}
+		return true
+	}
+	if e.faults.Delivery() == DeliveryGlobalStall {
+		e.gmu.Lock()
+		defer e.gmu.Unlock()
+	}
+	buf := k.wbuf[:0]
+	for _, f := range frames {
+		buf = appendTextFrame(buf, f)
+	}
+	k.wbuf = buf
+	k.wmu.Lock()
+	n, err := writeNoDeadline(k.conn.NetConn(), buf)
+	k.wmu.Unlock()
+	if len(k.wbuf) > 4*maxBatchBytes {
+		k.wbuf = nil // do not keep the buffer of an unusually large frame
+	}
+	if err != nil {
+		// Frames written in full count as delivered, those not started as unsent; the
+		// one cut in the middle is lost, like a frame whose WriteMessage failed.
+		done, pos := 0, 0
+		for _, f := range frames {
+			pos += textFrameLen(len(f))
+			if pos > n {
+				break
+			}
+			done++
+		}
+		k.delivered.Add(int64(done))
+		e.st.framesDelivered.Add(int64(done))
+		k.close()
+		k.lost(int64(max(len(frames)-done-1, 0)))
+		return false
+	}
+	k.delivered.Add(int64(len(frames)))
+	e.st.framesDelivered.Add(int64(len(frames)))
+	return true
+}
+
+// lost counts n frames taken from the queue but never written as unsent.
+func (k *socket) lost(n int64) {
+	if n > 0 {
+		k.unsent.Add(n)
+		k.e.st.framesUnsent.Add(n)
+	}
+}
+
+// appendTextFrame appends payload as one final, unmasked websocket text frame, the bytes
+// gorilla's WriteMessage(TextMessage, payload) writes on a server connection.
+func appendTextFrame(b, payload []byte) []byte {
+	const finText = 0x81
+	switch n := len(payload); {
+	case n >= 65536:
+		b = append(b, finText, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	case n > 125:
+		b = append(b, finText, 126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, finText, byte(n))
+	}
+	return append(b, payload...)
+}
+
+func textFrameLen(n int) int {
+	switch {
+	case n >= 65536:
+		return 10 + n
+	case n > 125:
+		return 4 + n
+	default:
+		return 2 + n
+	}
+}
+
+// writeNoDeadline writes b in full without a write deadline, like the real server. gorilla
+// sets a deadline on the connection for control frames (the reader's pong answers) and
+// clears it before its own data writes; a raw write clears it too and, should a pong's
+// deadline slip in between, carries on after it.
+func writeNoDeadline(c net.Conn, b []byte) (int, error) {
+	total := 0
+	for {
+		_ = c.SetWriteDeadline(time.Time{})
+		n, err := c.Write(b)
+		total += n
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return total, err
+		}
+		b = b[n:]
 	}
 }
 
@@ -421,34 +605,117 @@ func (e *Emulator) OpenSockets(account string) int {
 // discarded (CrashOptions.HoldEvents). Injections are serialized, so every socket sees
 // them in injection order (minus drops).
 func (e *Emulator) Inject(account string, frame []byte) int {
-	frame = slices.Clone(frame)
-	e.st.eventsInjected.Add(1)
-	if e.holdIfDown(account, frame) {
-		return 0
+	var n [1]int
+	e.injectAll([]injection{{account: account, frame: slices.Clone(frame)}}, n[:], nil)
+	return n[0]
+}
+
+// InjectAll is Inject for each frame in order (frames are copied). It returns how many
+// sockets accepted each. Consecutive frames are offered in runs, which is much cheaper
+// than one Inject per frame.
+func (e *Emulator) InjectAll(account string, frames [][]byte) []int {
+	owned := make([][]byte, len(frames))
+	for i, f := range frames {
+		owned[i] = slices.Clone(f)
 	}
-	select {
-	case e.reader <- struct{}{}:
-	case <-e.closing:
-		e.st.eventsDiscarded.Add(1)
-		return 0
+	return e.injectOwned(account, owned)
+}
+
+// injectOwned is InjectAll for frames nobody else modifies.
+func (e *Emulator) injectOwned(account string, frames [][]byte) []int {
+	evs := make([]injection, len(frames))
+	for i, f := range frames {
+		evs[i] = injection{account: account, frame: f}
 	}
-	defer func() { <-e.reader }()
-	if e.cfg.Mode != ModeJSONRPC {
-		e.enqueuePoll(account, frame)
-		return 0
+	out := make([]int, len(frames))
+	e.injectAll(evs, out, nil)
+	return out
+}
+
+// injection is one event to inject: a frame for account, or, with skip, a frame that had
+// no readable account (InjectParams) and is only counted.
+type injection struct {
+	account string
+	frame   []byte
+	skip    bool
+}
+
+// injectAll injects evs in order with Inject's semantics and adds to accepted[i] the
+// sockets that accepted evs[i]; touched, if not nil, collects the sockets offered a frame.
+// Consecutive frames of one account are offered as a run (at most maxInjectRun, one when
+// a webhook is configured, so REST calls waiting for the reader interleave with webhook
+// calls as before) under one acquisition of the reader semaphore, and the crash state is
+// checked once per run while the run is offered, so a crash holds or discards a run
+// before any of it or cuts it after all of it was accepted.
+func (e *Emulator) injectAll(evs []injection, accepted []int, touched map[*socket]struct{}) {
+	runMax := maxInjectRun
+	if e.cfg.WebhookURL != "" {
+		runMax = 1
 	}
-	n := 0
-	socks := e.hub.forAccount(account)
-	if len(socks) == 0 {
-		e.st.eventsDiscarded.Add(1)
-	}
-	for _, k := range socks {
-		if k.offer(frame) {
-			n++
+	frames := make([][]byte, 0, min(len(evs), runMax))
+	for i := 0; i < len(evs); {
+		if evs[i].skip {
+			e.st.unparseable.Add(1)
+			i++
+			continue
 		}
+		j := i + 1
+		for j < len(evs) && j-i < runMax && !evs[j].skip && evs[j].account == evs[i].account {
+			j++
+		}
+		run, acc := evs[i:j], accepted[i:j]
+		i = j
+		account := run[0].account
+		e.st.eventsInjected.Add(int64(len(run)))
+		select {
+		case e.reader <- struct{}{}:
+		case <-e.closing:
+			e.st.eventsDiscarded.Add(int64(len(run)))
+			continue
+		}
+		e.lnMu.Lock()
+		if e.down {
+			for _, ev := range run {
+				if e.holdEvents {
+					e.held = append(e.held, [2][]byte{[]byte(account), ev.frame})
+					e.st.eventsHeld.Add(1)
+				} else {
+					e.st.eventsDiscarded.Add(1)
+				}
+			}
+			e.lnMu.Unlock()
+			<-e.reader
+			continue
+		}
+		if e.cfg.Mode != ModeJSONRPC {
+			e.lnMu.Unlock()
+			for _, ev := range run {
+				e.enqueuePoll(account, ev.frame)
+			}
+			<-e.reader
+			continue
+		}
+		frames = frames[:0]
+		for _, ev := range run {
+			frames = append(frames, ev.frame)
+		}
+		socks := e.hub.forAccount(account)
+		if len(socks) == 0 {
+			e.st.eventsDiscarded.Add(int64(len(run)))
+		}
+		for _, k := range socks {
+			k.offerAll(frames, acc)
+			if touched != nil {
+				touched[k] = struct{}{}
+			}
+		}
+		e.lnMu.Unlock()
+		for _, f := range frames {
+			e.postWebhook(f)
+		}
+		clear(frames)
+		<-e.reader
 	}
-	e.postWebhook(frame)
-	return n
 }
 
 // InjectParams is Inject with the account taken from the frame's "account" field, exactly
@@ -486,21 +753,6 @@ func (e *Emulator) InjectError(msg string) int {
 		}
 	}
 	return n
-}
-
-func (e *Emulator) holdIfDown(account string, frame []byte) bool {
-	e.lnMu.Lock()
-	defer e.lnMu.Unlock()
-	if !e.down {
-		return false
-	}
-	if e.holdEvents {
-		e.held = append(e.held, [2][]byte{[]byte(account), frame})
-		e.st.eventsHeld.Add(1)
-	} else {
-		e.st.eventsDiscarded.Add(1)
-	}
-	return true
 }
 
 func (e *Emulator) postWebhook(frame []byte) {

@@ -23,7 +23,7 @@ type SocketStats struct {
 	Delivered int64 `json:"delivered"`
 	Dropped   int64 `json:"dropped"`
 	Unsent    int64 `json:"unsent"`
-	// Pending frames are queued and not yet written.
+	// Pending frames are queued (or taken by the writer) and not yet written.
 	Pending       int   `json:"pending"`
 	PingsSent     int64 `json:"pings_sent"`
 	PongsReceived int64 `json:"pongs_received"`
@@ -81,7 +81,7 @@ func (k *socket) stats() SocketStats {
 		Open:        !k.closed,
 		ConnectedAt: k.connectedAt,
 		ClosedAt:    k.closedAt,
-		Pending:     len(k.queue),
+		Pending:     len(k.queue) + int(k.inflight.Load()),
 	}
 	k.mu.Unlock()
 	s.Offered = k.offered.Load()
