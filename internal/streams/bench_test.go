@@ -21,7 +21,7 @@ func BenchmarkAppendBatch(b *testing.B) {
 	for i := 0; i < b.N; i += 256 {
 		var reqs []Append
 		for j := i; j < i+256 && j < b.N; j++ {
-			reqs = append(reqs, Append{Shard: j % 16, Identity: fmt.Sprint(j), Entry: Entry{Kind: "message", Conversation: "u:x", Payload: payload}})
+			reqs = append(reqs, Append{Shard: j % 16, Identity: fmt.Sprint(j), Entry: Entry{Kind: "message", Conversation: "u:x", Timestamp: int64(1767225600000 + j), Payload: payload}})
 		}
 		if _, err := s.AppendBatch(ctx, reqs, time.Hour); err != nil {
 			b.Fatal(err)

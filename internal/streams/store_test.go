@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,9 +68,84 @@ func TestAppendBatchDeduplicates(t *testing.T) {
 	if got.Kind != e.Kind || got.Conversation != e.Conversation || got.Epoch != 7 || string(got.Payload) != string(e.Payload) || got.ID != e.ID {
 		t.Errorf("round trip: got %+v want %+v", got, e)
 	}
-	ttl := c.PTTL(ctx, s.Keys().Dedup(1, "id-1")).Val()
+	bucket := s.Keys().DedupBucket(1, 0) // timestamp 1 ms is in bucket 0
+	ttl := c.PTTL(ctx, bucket).Val()
 	if ttl <= 0 || ttl > time.Minute {
-		t.Errorf("dedup marker TTL %v, want (0, 1m]", ttl)
+		t.Errorf("dedup bucket TTL %v, want (0, 1m]", ttl)
+	}
+	if got := c.SMembers(ctx, bucket).Val(); len(got) != 2 || !c.SIsMember(ctx, bucket, DedupDigest("id-1")).Val() {
+		t.Errorf("dedup bucket %q holds %d markers %q, want 2 including id-1", bucket, len(got), got)
+	}
+}
+
+// Markers live in the bucket of the entry's own timestamp; entries without a
+// timestamp get a string marker; a bucket's TTL is raised, never lowered;
+// replays (other field set) mixed into a batch are deduplicated against the
+// same markers; every key is in the shard's slot.
+func TestAppendBatchBucketsAndStringMarkers(t *testing.T) {
+	ctx := context.Background()
+	s, c := newStore(t, 2)
+	k := s.Keys()
+	const t0 = 1767225600000 // a bucket boundary
+	msg := func(ts int64) Entry {
+		return Entry{Kind: "message", Conversation: "u:a", Timestamp: ts, Ingester: "i", Payload: []byte("x")}
+	}
+	replay := msg(t0 + 5)
+	replay.OriginalID, replay.ReplayCount = "1-1", 1
+	reqs := []Append{
+		{Shard: 0, Identity: "a", Entry: msg(t0 - 1)}, // previous bucket
+		{Shard: 0, Identity: "b", Entry: msg(t0)},
+		{Shard: 0, Identity: "z", Entry: msg(0)}, // no timestamp: string marker
+		{Shard: 0, Identity: "r", Entry: replay},
+		{Shard: 0, Identity: "b", Entry: msg(t0)}, // copy in the same batch, after a replay run
+		{Shard: 0, Identity: "z", Entry: msg(0)},  // copy of the timestamp-less entry
+		{Shard: 1, Identity: "a", Entry: msg(t0 - 1)},
+	}
+	res, err := s.AppendBatch(ctx, reqs, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []bool{false, false, false, false, true, true, false}
+	for i, r := range res {
+		if r.Err != nil || r.Duplicate != want[i] {
+			t.Fatalf("result %d = %+v, want duplicate=%v", i, r, want[i])
+		}
+	}
+	b0, b1 := k.DedupBucket(0, t0/60000-1), k.DedupBucket(0, t0/60000)
+	if c.SCard(ctx, b0).Val() != 1 || c.SCard(ctx, b1).Val() != 2 {
+		t.Errorf("bucket sizes %d, %d; want 1, 2", c.SCard(ctx, b0).Val(), c.SCard(ctx, b1).Val())
+	}
+	if c.Exists(ctx, k.Dedup(0, "z")).Val() != 1 {
+		t.Error("no string marker for the timestamp-less entry")
+	}
+	if got := c.XLen(ctx, k.Stream(0)).Val(); got != 4 {
+		t.Errorf("shard 0 has %d entries, want 4", got)
+	}
+	msgs := c.XRange(ctx, k.Stream(0), "-", "+").Val()
+	if e, err := ParseEntry(msgs[3]); err != nil || e.OriginalID != "1-1" || e.ReplayCount != 1 {
+		t.Errorf("replayed entry read back as %+v, %v", e, err)
+	}
+	// Every copy offered again (another replica) is a duplicate.
+	res, err = s.AppendBatch(ctx, reqs, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if !r.Duplicate {
+			t.Errorf("second offer %d appended", i)
+		}
+	}
+	// A shorter window elsewhere never shortens a bucket's life.
+	if _, err := s.AppendBatch(ctx, []Append{{Shard: 0, Identity: "c", Entry: msg(t0)}}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := c.PTTL(ctx, b1).Val(); ttl <= 59*time.Minute {
+		t.Errorf("bucket TTL lowered to %v", ttl)
+	}
+	for _, key := range []string{b0, b1, k.Dedup(0, "z"), k.Stream(0)} {
+		if !strings.Contains(key, k.ShardTag(0)) {
+			t.Errorf("key %q is not in shard 0's slot", key)
+		}
 	}
 }
 
@@ -202,5 +279,55 @@ func TestEntryMetaRoundTrip(t *testing.T) {
 	}
 	if _, err := ParseEntry(redis.XMessage{ID: "2-0", Values: map[string]any{"m": "9|x"}}); !errors.Is(err, ErrFormat) {
 		t.Fatalf("unknown format: %v", err)
+	}
+}
+
+func TestAppendMetaIsMeta(t *testing.T) {
+	for _, e := range []Entry{{}, {Kind: "message", Timestamp: 1767225600000, ReceivedAt: -3, Epoch: 1 << 62, Ingester: "a|b||c", Conversation: "g:x|y"}} {
+		if got := string(appendMeta([]byte("pre"), &e)); got != "pre"+e.Meta() {
+			t.Errorf("appendMeta = %q, want %q", got, "pre"+e.Meta())
+		}
+	}
+}
+
+// TestDedupMarkerMemory measures the memory of dedup markers (the figure in
+// ARCHITECTURE §3): DEDUP_MEMORY=1 go test -run TestDedupMarkerMemory -v ./internal/streams/
+func TestDedupMarkerMemory(t *testing.T) {
+	if os.Getenv("DEDUP_MEMORY") == "" {
+		t.Skip("a measurement; set DEDUP_MEMORY=1 to run it")
+	}
+	ctx := context.Background()
+	usedMemory := func(c *redis.Client) int64 {
+		for _, l := range strings.Split(c.Info(ctx, "memory").Val(), "\r\n") {
+			if v, ok := strings.CutPrefix(l, "used_memory:"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+		return 0
+	}
+	for _, rate := range []int{20, 100, 1000} { // messages per second over 16 shards
+		s, c := newStore(t, 16)
+		c.FlushAll(ctx)
+		before := usedMemory(c)
+		const n = 100000
+		t0 := int64(1767225600000)
+		for i := 0; i < n; i += 1000 {
+			reqs := make([]Append, 0, 1000)
+			for j := i; j < i+1000; j++ {
+				ts := t0 + int64(j)*1000/int64(rate)
+				id := fmt.Sprintf("+15550000001:3f1c7a52-8e0b-4d1e-9a52-%012d:1:%d:message", j%200, ts)
+				reqs = append(reqs, Append{Shard: j % 16, Identity: id, Entry: Entry{Kind: "message", Timestamp: ts, Payload: []byte("x")}})
+			}
+			if _, err := s.AppendBatch(ctx, reqs, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for sh := 0; sh < 16; sh++ {
+			c.Del(ctx, s.Keys().Stream(sh))
+		}
+		after := usedMemory(c)
+		t.Logf("%d msgs/s: %d bucket keys; used_memory %d -> %d B: %.1f B per marker",
+			rate, len(c.Keys(ctx, "*:ddb:*").Val()), before, after, float64(after-before)/n)
 	}
 }
