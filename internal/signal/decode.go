@@ -94,6 +94,10 @@ type Decoder struct {
 	// Bound whole request bodies at the transport (websocket read limit,
 	// http.MaxBytesReader): this check runs after they are in memory.
 	MaxFrameBytes int
+	// ShareRaw makes Frame.Raw the input itself instead of a copy, for a
+	// caller that never changes the input while it uses the frame (the
+	// ingester, which appends those very bytes).
+	ShareRaw bool
 }
 
 // Decode decodes one websocket text frame with no size limit.
@@ -131,6 +135,14 @@ func (d Decoder) decode(raw []byte) (*Frame, error) {
 	if !utf8.Valid(raw) {
 		return nil, ErrInvalidUTF8
 	}
+	if f, ok := decodeSubset(raw); ok {
+		// The common shape, decoded exactly as below would (subset.go).
+		f.Raw = raw
+		if !d.ShareRaw {
+			f.Raw = bytes.Clone(raw)
+		}
+		return f, nil
+	}
 	var w wireFrame
 	// goccy/go-json decodes this model 4–5× faster than encoding/json
 	// (BenchmarkDecodeFast); encoding/json stays the reference: it decodes
@@ -145,8 +157,11 @@ func (d Decoder) decode(raw []byte) (*Frame, error) {
 	} else if t := jsonTypeOf(raw); t != "object" {
 		return nil, fmt.Errorf("%w: got a JSON %s", ErrNotObject, t)
 	}
+	if !d.ShareRaw {
+		raw = bytes.Clone(raw)
+	}
 	f := &Frame{
-		Raw:       bytes.Clone(raw),
+		Raw:       raw,
 		Account:   w.Account,
 		Envelope:  w.Envelope,
 		Exception: w.Exception,

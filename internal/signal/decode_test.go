@@ -621,3 +621,15 @@ func TestNilFrame(t *testing.T) {
 		t.Error("nil frame has a quote target")
 	}
 }
+
+func TestParseDecimalBytesMatchesParseDecimal(t *testing.T) {
+	for _, s := range []string{"", "-", "0", "-0", "00012", "1767225600000", "9223372036854775807", "9223372036854775808",
+		"-9223372036854775808", "-9223372036854775809", "18446744073709551615", "18446744073709551616", "99999999999999999999",
+		"1e3", "1.5", "+1", " 1", "1 ", "--1", "-a", "12a"} {
+		v1, ok1 := parseDecimal(s)
+		v2, ok2 := parseDecimalBytes([]byte(s))
+		if v1 != v2 || ok1 != ok2 {
+			t.Errorf("%q: parseDecimal %d %v, parseDecimalBytes %d %v", s, v1, ok1, v2, ok2)
+		}
+	}
+}

@@ -40,7 +40,7 @@ func (n *Int64) UnmarshalJSON(b []byte) error {
 		*n = Int64(v)
 		return nil
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		v, ok := parseDecimal(string(b))
+		v, ok := parseDecimalBytes(b)
 		if !ok {
 			// Do not echo the literal: error texts end up in logs.
 			return &json.UnmarshalTypeError{Value: "number that is not a 64-bit integer", Type: int64Type}
@@ -78,6 +78,46 @@ func parseDecimal(s string) (int64, bool) {
 		return 0, false
 	}
 	return v, true
+}
+
+// parseDecimalBytes is parseDecimal of string(b) without the conversion (a
+// frame has half a dozen numbers; each conversion would allocate) and
+// without strconv.
+func parseDecimalBytes[T string | []byte](b T) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	digits := b
+	if neg {
+		digits = b[1:]
+	}
+	if len(digits) == 0 {
+		return 0, false
+	}
+	var u uint64
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if u > (1<<64-1)/10 {
+			return 0, false
+		}
+		u *= 10
+		d := uint64(c - '0')
+		if u > 1<<64-1-d {
+			return 0, false
+		}
+		u += d
+	}
+	if neg {
+		if u > 1<<63 {
+			return 0, false
+		}
+		return -int64(u), true // -(1<<63) wraps to itself, which is right
+	}
+	if u > 1<<63-1 {
+		return 0, false
+	}
+	return int64(u), true
 }
 
 // Ptr64 returns the value of p, or 0 when p is nil. It keeps call sites that

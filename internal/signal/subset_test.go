@@ -1,0 +1,167 @@
+package signal
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+// The subset decoder either declines or builds exactly what encoding/json
+// (the reference) builds from the same bytes, and it never accepts bytes the
+// reference rejects.
+func checkSubset(t *testing.T, raw []byte) (accepted bool) {
+	t.Helper()
+	if len(bytes.TrimSpace(raw)) == 0 || !utf8.Valid(raw) {
+		return false
+	}
+	got, ok := decodeSubset(raw)
+	if !ok {
+		return false
+	}
+	want, err := decodeStd(raw)
+	if err != nil {
+		t.Fatalf("subset accepted %q, encoding/json rejects it: %v", raw, err)
+	}
+	if want.Envelope == nil || want.Exception != nil || len(want.Error) != 0 {
+		t.Fatalf("subset accepted %q, which is not a plain wrapper for encoding/json", raw)
+	}
+	if !reflect.DeepEqual(got.Envelope, want.Envelope) || got.Account != want.Account || got.Type != FrameWrapper {
+		t.Fatalf("subset differs from encoding/json for %q:\nsubset %#v\nstd    %#v", raw, got.Envelope, want.Envelope)
+	}
+	// And the full decoder (with the subset inside) agrees with the one without it.
+	full, err := Decode(raw)
+	if err != nil || !reflect.DeepEqual(full.Envelope, want.Envelope) || !bytes.Equal(full.Raw, raw) {
+		t.Fatalf("Decode of %q: %v %#v", raw, err, full)
+	}
+	return true
+}
+
+var subsetSeeds = []string{
+	`{"envelope":{"source":"+1","timestamp":1}}`,
+	`{"envelope":{"dataMessage":null,"sourceNumber":null},"account":null}`,
+	`{"envelope":{"dataMessage":{}}}`,
+	`{"envelope":{"dataMessage":{"message":null,"groupInfo":null}}}`,
+	`{"envelope":{"dataMessage":{"message":"","groupInfo":{"groupId":"x","type":"UPDATE","revision":-0}}}}`,
+	` { "envelope" : { "timestamp" : -9223372036854775808 , "sourceDevice" : 9223372036854775807 } } ` + "\n",
+	`{"envelope":{"timestamp":9223372036854775808}}`,
+	`{"envelope":{"timestamp":01}}`,
+	`{"envelope":{"timestamp":1.0}}`,
+	`{"envelope":{"timestamp":1e3}}`,
+	`{"envelope":{"timestamp":"12"}}`,
+	`{"envelope":{"timestamp":-}}`,
+	`{"envelope":{"Timestamp":1}}`,
+	`{"Envelope":{"timestamp":1}}`,
+	`{"envelope":{"timestamp":1,"timestamp":2}}`,
+	`{"envelope":{"sourceName":"a\"b"}}`,
+	`{"envelope":{"sourceName":"tab	tab"}}`,
+	`{"envelope":{"sourceName":"é ü 😀"}}`,
+	`{"envelope":{"dataMessage":{"viewOnce":null,"isExpirationUpdate":true}}}`,
+	`{"envelope":{"dataMessage":{"viewOnce":tru}}}`,
+	`{"envelope":{"dataMessage":{"viewOnce":1}}}`,
+	`{"envelope":{"dataMessage":{"message":1}}}`,
+	`{"envelope":{"source":1}}`,
+	`{"envelope":{}} x`,
+	`{"envelope":{},}`,
+	`{"envelope":{"source":"a",}}`,
+	`{"envelope":{}}{}`,
+	`{"envelope":null}`,
+	`{"envelope":[]}`,
+	`{"envelope":{},"exception":{"message":"m"}}`,
+	`{"account":"+1"}`,
+	`{}`,
+	`[]`,
+	`{"envelope":{"source":"a"`,
+}
+
+func TestSubsetMatchesEncodingJSON(t *testing.T) {
+	accepted := 0
+	for _, s := range subsetSeeds {
+		if checkSubset(t, []byte(s)) {
+			accepted++
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	common := 0
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if checkSubset(t, b) {
+			common++
+		}
+	}
+	// The plain direct and hidden-number texts take the subset; mentions,
+	// receipts, typing and the rest take the full decoder.
+	if common < 2 || accepted < 8 {
+		t.Fatalf("subset took %d fixtures and %d seeds: it no longer covers the common shape", common, accepted)
+	}
+	// Declines what it must.
+	for _, s := range []string{`{"envelope":{"timestamp":1.0}}`, `{"envelope":{"Timestamp":1}}`, `{"envelope":{"timestamp":1,"timestamp":2}}`,
+		`{"envelope":{"sourceName":"a\"b"}}`, `{"envelope":{},"exception":{}}`, `{"envelope":null}`, `{"envelope":{"dataMessage":{"mentions":{}}}}`} {
+		if _, ok := decodeSubset([]byte(s)); ok {
+			t.Errorf("subset accepted %s", s)
+		}
+	}
+}
+
+func FuzzSubset(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range subsetSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if len(bytes.TrimSpace(raw)) > 0 && utf8.Valid(raw) {
+				decodeSubset(raw)
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("decodeSubset did not return within 2s for %q", raw)
+		}
+		checkSubset(t, raw)
+	})
+}
+
+func BenchmarkDecodeSubset(b *testing.B) {
+	raw, err := os.ReadFile("testdata/a_direct_text.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, ok := decodeSubset(raw); !ok {
+		b.Fatal("fixture not in the subset")
+	}
+	b.Run("Decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := Decode(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("without subset", func(b *testing.B) {
+		b.ReportAllocs()
+		// The same frame with a key the subset declines: the full decoder.
+		raw := bytes.Replace(raw, []byte(`"viewOnce":false`), []byte(`"viewOnce":false,"textStyles":null`), 1)
+		for i := 0; i < b.N; i++ {
+			if _, err := Decode(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
