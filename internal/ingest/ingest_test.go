@@ -335,3 +335,45 @@ func TestRedisOutageWithoutSpoolCountsLossExactly(t *testing.T) {
 		t.Fatalf("dropped by reason %v", ByReason(&a.in.Stats().DroppedByReason))
 	}
 }
+
+// A burst faster than one round trip can take, into the default QUEUE_SIZE,
+// while Redis is healthy: nothing is dropped. The batch in flight holds queue
+// slots, so a full queue is normal for a moment under a burst; the ingester
+// then waits for the appender instead of dropping (the receiver's hand-off
+// channel, not the websocket, absorbs the wait).
+func TestBurstWhileRedisHealthyDropsNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		rate    int // frames per second; 0 = unpaced
+		standby bool
+	}{{"paced 40k per s", 40000, false}, {"unpaced", 0, false}, {"unpaced into a lone standby", 0, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, srv, 16)
+			role := &fakeRole{}
+			role.leader.Store(!tc.standby)
+			cfg := h.cfg("a")
+			cfg.QueueSize = 1000 // the default
+			a := h.start(cfg, role, nil)
+			const n = 5000
+			start := time.Now()
+			for i := 0; i < n; i++ {
+				a.send(frame(i%200, int64(1767225600000+i), fmt.Sprintf("burst %d", i)))
+				if tc.rate > 0 && i%100 == 99 {
+					if d := time.Until(start.Add(time.Duration(i+1) * time.Second / time.Duration(tc.rate))); d > 0 {
+						time.Sleep(d)
+					}
+				}
+			}
+			eventually(t, 30*time.Second, func() bool {
+				st := a.in.Stats()
+				return st.Appended.Load()+st.Dropped.Load() == n
+			}, "every frame appended or dropped")
+			if d := a.in.Stats().Dropped.Load(); d != 0 {
+				t.Fatalf("%d of %d frames dropped (%v) although Redis was healthy", d, n, ByReason(&a.in.Stats().DroppedByReason))
+			}
+			if got := total(h.texts()); got != n {
+				t.Fatalf("%d entries, want %d", got, n)
+			}
+		})
+	}
+}
