@@ -31,7 +31,8 @@ type result struct {
 	LatencyOf     string
 	Procs         []procUsage
 	IdleCPU       string  // signal-client only: CPU with no traffic after the run
-	InjectRate    float64 // signal-client only: frames/s the emulator admin API took
+	InjectRate    float64 // signal-client only: frames/s the emulator admin API took (paced) or emitted (a released burst)
+	InjectOf      string  // signal-client only: what InjectRate measured ("injection ran at", …)
 	// signal-client only:
 	Idle       []idleCPU       // the IdleCPU figures, per process
 	MaxLead    time.Duration   // envelope timestamps bumped this far ahead of the clock at most

@@ -23,13 +23,13 @@ func main() {
 	n := flag.Int("n", 20000, "messages per scenario run")
 	runs := flag.Int("runs", 3, "runs per scenario (and per matrix cell); medians are reported (-full: 1 unless given)")
 	convs := flag.Int("convs", 1000, "conversations the signal-client messages are spread over")
-	batch := flag.Int("batch", 200, "frames per emulator inject call")
+	batch := flag.Int("batch", 5000, "frames per upload call of an unpaced burst, which is staged in the emulator before the clock starts and released with one call (paced runs post 10 frames per inject call)")
 	shards := flag.Int("shards", 16, "WORKER_SHARD_COUNT")
 	workers := flag.Int("workers", 1, "worker processes of the signal-client scenarios")
 	bin := flag.String("bin", "../bin", "directory with the built binaries")
 	out := flag.String("out", "results", "directory for the results file (empty: do not write)")
 	only := flag.String("scenarios", "raw,asynq,noop,echo,noop-paced,echo-paced", "comma-separated scenarios to run (empty: none)")
-	queue := flag.Int("queue-size", 0, "ingester QUEUE_SIZE (0: max(n, 1000), so an unpaced burst is not dropped)")
+	queue := flag.Int("queue-size", 0, "ingester QUEUE_SIZE (0: max(n, 1000), so an unpaced burst is not dropped); the worker keeps its default")
 	paced := flag.Int("paced-rate", 1000, "injection rate of the *-paced latency scenarios and the matrix latency runs, frames/s")
 	idle := flag.Duration("idle", 3*time.Second, "after each signal-client run, measure idle CPU this long (0: skip)")
 	full := flag.Bool("full", false, "also run the growth matrix and draw the timeline chart (make bench-full)")
@@ -283,8 +283,12 @@ func report(opts options, order []string, med map[string]result) string {
 	if opts.Workers > 1 {
 		wrk = fmt.Sprintf("%d workers", opts.Workers)
 	}
-	fmt.Fprintf(&b, "Runs: %d per scenario, medians of each figure; %d messages per run; signal-client: %d conversations, WORKER_SHARD_COUNT=%d, one ingester, %s, RATE_LIMIT=0, frames injected unpaced in batches of %d.\n\n",
-		opts.Runs, opts.N, opts.Convs, opts.Shards, wrk, opts.Batch)
+	queue := "max(messages, 1000)"
+	if opts.Queue > 0 {
+		queue = fmt.Sprint(opts.Queue)
+	}
+	fmt.Fprintf(&b, "Runs: %d per scenario, medians of each figure; %d messages per run; signal-client: %d conversations, WORKER_SHARD_COUNT=%d, one ingester (QUEUE_SIZE=%s), %s (default QUEUE_SIZE), RATE_LIMIT=0; unpaced bursts are staged in the emulator before the clock starts and released with one call.\n\n",
+		opts.Runs, opts.N, opts.Convs, opts.Shards, queue, wrk)
 	if len(order) == 0 {
 		return b.String()
 	}
@@ -317,14 +321,14 @@ func report(opts options, order []string, med map[string]result) string {
 	b.WriteString("\nsignal-client injection and idle CPU:\n\n")
 	for _, sc := range order {
 		if med[sc].InjectRate > 0 {
-			fmt.Fprintf(&b, "- %s: injection ran at %.0f frames/s (median)", med[sc].Scenario, med[sc].InjectRate)
+			fmt.Fprintf(&b, "- %s: %s %.0f frames/s (median)", med[sc].Scenario, med[sc].InjectOf, med[sc].InjectRate)
 			if med[sc].IdleCPU != "" {
 				fmt.Fprintf(&b, "; idle CPU after the first run: %s", med[sc].IdleCPU)
 			}
 			b.WriteString(".\n")
 		}
 	}
-	b.WriteString("\nThroughput is messages / (first send → last handled). The raw and asynq rows run inside the bench process, so their client and consumer CPU is the \"bench\" figure and their peak RSS is the bench process's high-water mark so far. signal-client rows start fresh emulator, ingester and worker processes per run. Latencies in the throughput runs include queueing behind the burst.\n")
+	b.WriteString("\nThroughput is messages / (first send → last handled); for the unpaced signal-client rows the first send is the release of the staged burst, and the emitted rate is release → the emulator having written every frame to the ingester's socket, i.e. as fast as the ingester read them. The raw and asynq rows run inside the bench process, so their client and consumer CPU is the \"bench\" figure and their peak RSS is the bench process's high-water mark so far. signal-client rows start fresh emulator, ingester and worker processes per run; the emulator's peak RSS includes the staged burst. Latencies in the throughput runs include queueing behind the burst.\n")
 	return b.String()
 }
 

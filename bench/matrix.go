@@ -208,9 +208,8 @@ func matrixTables(cells []cellResult, n, pacedRate, runs int) string {
 		runsText = fmt.Sprintf("%d runs, medians", runs)
 	}
 	fmt.Fprintf(&b, "### Growth matrix\n\n")
-	fmt.Fprintf(&b, "Per cell a no-op burst (messages as listed, injected unpaced in batches), then a no-op run paced at %d msgs/s for 5 s for the latency columns; %s per cell. One setting varies at a time from the baseline (%d shards, %s conversations, %d worker); a row shared by two tables is the same run.\n\n",
+	fmt.Fprintf(&b, "Per cell a no-op burst (messages as listed, staged in the emulator and released with one call), then a no-op run paced at %d msgs/s for 5 s for the latency columns; %s per cell. One setting varies at a time from the baseline (%d shards, %s conversations, %d worker); a row shared by two tables is the same run.\n\n",
 		pacedRate, runsText, matrixBase.Shards, thousands(matrixBase.Convs), matrixBase.Workers)
-	var notes []string
 	for _, a := range matrixAxes(n) {
 		var rows []cellResult
 		for _, k := range a.Cells {
@@ -234,20 +233,10 @@ func matrixTables(cells []cellResult, n, pacedRate, runs int) string {
 			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %.2f | %.0f | %.0f | %s | %d of %d | %s | %s |\n", a.Label(c.cell), thousands(c.Burst.N), c.Burst.Rate, ratio,
 				cpu.Seconds(), float64(cpuPerMsg(c.Burst))/float64(time.Microsecond), float64(rss)/(1<<20), idleText(c.Burst),
 				c.Burst.ShardsUsed, c.Shards, pacedLatency(c, c.Paced.P50), pacedLatency(c, c.Paced.P99))
-			if c.Burst.MaxLead > leadLimit {
-				notes = append(notes, fmt.Sprintf("%s, %s: the burst bumped envelope timestamps up to %d ms ahead of the clock to keep them unique per conversation (throughput and CPU are unaffected; the burst's own latency, not shown, would be)",
-					a.Column, a.Label(c.cell), c.Burst.MaxLead.Milliseconds()))
-			}
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("Throughput is messages / (first injection → every shard group at lag 0 and pending 0 and the handled counters summed over the workers reaching the messages). Worker CPU is summed over the workers, their peak RSS is the largest; both grow with the messages of a run (the ingester and the workers run with QUEUE_SIZE = max(messages, 1000)), so compare them within a table. Idle CPU: the stated time right after the burst with no traffic (a `+` separates workers). Shards with traffic: shard streams the run's conversations hashed to. The latency columns are the e2e histogram (emit → handler start; bucket upper bounds; millisecond envelope timestamps) of the paced run; they read \"not meaningful\" when the bench had to bump envelope timestamps more than 1 ms ahead of the clock (more than one frame per conversation and millisecond).\n")
-	for i, n := range notes {
-		if i == 0 {
-			b.WriteString("\n")
-		}
-		fmt.Fprintf(&b, "- %s.\n", n)
-	}
+	b.WriteString("Throughput is messages / (first injection → every shard group at lag 0 and pending 0 and the handled counters summed over the workers reaching the messages). Worker CPU is summed over the workers, their peak RSS is the largest; the workers run with their default QUEUE_SIZE (1000) and the ingester with max(messages, 1000), so its memory, not theirs, grows with the burst. Idle CPU: the stated time right after the burst with no traffic (a `+` separates workers). Shards with traffic: shard streams the run's conversations hashed to. The latency columns are the e2e histogram (emit → handler start; bucket upper bounds; millisecond envelope timestamps) of the paced run; they read \"not meaningful\" when the bench had to bump envelope timestamps more than 1 ms ahead of the clock (more than one frame per conversation and millisecond). A burst's frames are stamped with its release time, bumped 1 ms per earlier frame of the conversation to stay unique; the burst's own latency is not shown.\n")
 	return b.String()
 }
 
