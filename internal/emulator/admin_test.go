@@ -244,4 +244,14 @@ func TestCallLogIsBounded(t *testing.T) {
 			t.Fatal("kept calls are not the most recent ones")
 		}
 	}
+	// CallsByRoute counts the calls still recorded.
+	do(t, http.MethodGet, e.URL()+"/nope", "")
+	calls = e.Calls()
+	if st := e.Stats(); st.CallsByRoute["GET /v1/health"] != int64(len(calls)-1) || st.CallsByRoute["GET unknown"] != 1 || len(st.CallsByRoute) != 2 {
+		t.Fatalf("CallsByRoute %v with %d calls recorded", st.CallsByRoute, len(calls))
+	}
+	e.ResetCalls()
+	if st := e.Stats(); len(st.CallsByRoute) != 0 {
+		t.Fatalf("CallsByRoute after reset: %v", st.CallsByRoute)
+	}
 }

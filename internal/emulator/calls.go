@@ -98,9 +98,23 @@ type callLog struct {
 	calls   []*Call
 	max     int
 	changed chan struct{}
+	// byRoute counts the recorded calls by routeKey, kept as calls are added and
+	// forgotten so Stats need not walk the log (a bench polls it while sends pour in).
+	byRoute map[string]int64
 }
 
-func newCallLog() *callLog { return &callLog{changed: make(chan struct{})} }
+func newCallLog() *callLog {
+	return &callLog{changed: make(chan struct{}), byRoute: map[string]int64{}}
+}
+
+// routeKey is a call's Stats.CallsByRoute key: "METHOD /route/template", or
+// "METHOD unknown". Method and Route are set before a call is recorded.
+func routeKey(c *Call) string {
+	if c.Route == "" {
+		return c.Method + " unknown"
+	}
+	return c.Method + " " + c.Route
+}
 
 func (l *callLog) add(c *Call) {
 	l.mu.Lock()
@@ -108,10 +122,17 @@ func (l *callLog) add(c *Call) {
 	l.nextID++
 	c.ID = l.nextID
 	l.calls = append(l.calls, c)
+	l.byRoute[routeKey(c)]++
 	if l.max > 0 && len(l.calls) > l.max {
 		// Forget the oldest tenth at once so trimming stays cheap.
-		drop := len(l.calls) - l.max + l.max/10
-		l.calls = slices.Delete(l.calls, 0, min(drop, len(l.calls)))
+		drop := min(len(l.calls)-l.max+l.max/10, len(l.calls))
+		for _, old := range l.calls[:drop] {
+			k := routeKey(old)
+			if l.byRoute[k]--; l.byRoute[k] <= 0 {
+				delete(l.byRoute, k)
+			}
+		}
+		l.calls = slices.Delete(l.calls, 0, drop)
 	}
 	l.notifyLocked()
 }
@@ -177,6 +198,7 @@ func (e *Emulator) ResetCalls() {
 	e.calls.mu.Lock()
 	defer e.calls.mu.Unlock()
 	e.calls.calls = nil
+	clear(e.calls.byRoute)
 	e.calls.notifyLocked()
 }
 

@@ -137,12 +137,8 @@ func (e *Emulator) Stats() Stats {
 	sort.Slice(s.Sockets, func(i, j int) bool { return s.Sockets[i].Index < s.Sockets[j].Index })
 
 	e.calls.mu.Lock()
-	for _, c := range e.calls.calls {
-		key := c.Route
-		if key == "" {
-			key = "unknown"
-		}
-		s.CallsByRoute[c.Method+" "+key]++
+	for k, n := range e.calls.byRoute {
+		s.CallsByRoute[k] = n
 	}
 	e.calls.mu.Unlock()
 	return s
