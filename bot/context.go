@@ -285,7 +285,8 @@ func (c *Context) DeleteTarget() (MessageRef, bool) {
 	return fromRef(r), ok
 }
 
-// Raw is the frame exactly as signal-cli-rest-api sent it.
+// Raw is the frame exactly as signal-cli-rest-api sent it. It is read-only (it
+// shares memory with the stream entry): copy it before changing it.
 func (c *Context) Raw() []byte { return c.frame.Raw }
 
 // Frame is the decoded frame, for what the accessors above do not cover.

@@ -125,13 +125,15 @@ func ParseEntry(m redis.XMessage) (Entry, error) {
 		Kind:         parts[1],
 		Ingester:     parts[5],
 		Conversation: parts[6],
-		Payload:      []byte(get(FieldPayload)),
+		Payload:      readOnlyBytes(get(FieldPayload)),
 		OriginalID:   get(FieldOriginalID),
 	}
 	e.Timestamp, _ = strconv.ParseInt(parts[2], 10, 64)
 	e.ReceivedAt, _ = strconv.ParseInt(parts[3], 10, 64)
 	e.Epoch, _ = strconv.ParseInt(parts[4], 10, 64)
-	e.ReplayCount, _ = strconv.Atoi(get(FieldReplayCount))
+	if rc := get(FieldReplayCount); rc != "" {
+		e.ReplayCount, _ = strconv.Atoi(rc)
+	}
 	return e, nil
 }
 

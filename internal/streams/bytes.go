@@ -1,0 +1,15 @@
+package streams
+
+import "unsafe"
+
+// readOnlyBytes returns the bytes of s without copying them. The worker
+// parses every entry it reads, and copying each ~400-byte payload out of the
+// string go-redis returned was its largest allocation per message. The slice
+// shares s's memory: nobody may write through it (Entry.Payload is read-only
+// everywhere; appending to it copies, since its capacity is its length).
+func readOnlyBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
