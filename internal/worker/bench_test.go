@@ -14,15 +14,15 @@ import (
 
 // The consume path against its ceiling, in the same run on the same Redis:
 //
-//	go test -run '^$' -bench 'Consume' -benchtime 20000x -count 5 ./internal/worker/
+//	for i in 1 2 3 4 5; do go test -run '^$' -bench 'Consume' -benchtime 20000x ./internal/worker/; done
 //
 // Both consume the same prefilled 16 shard streams of ~400-byte entries.
 // raw is one XREADGROUP COUNT 128 over all streams plus one pipelined XACK
 // per read; worker1/worker2 are the whole worker (leases, per-conversation
 // dispatch to a no-op handler, attempt accounting, fenced batched commits)
-// with 1 and 2 workers. They are sub-benchmarks of one benchmark so that
-// -count interleaves them (raw, 1, 2, raw, 1, 2, ...): on a noisy machine
-// each ratio compares runs made seconds apart. Compare msgs/s.
+// with 1 and 2 workers. The loop (rather than -count, which repeats each
+// sub-benchmark back to back) interleaves them, so on a noisy machine each
+// ratio compares runs made seconds apart. Compare msgs/s, medians.
 
 func prefill(b *testing.B, e *env, n int) {
 	payload := string(payload("conv-0", 0)) + strings.Repeat(" ", 300)
