@@ -35,7 +35,8 @@ func main() {
 	full := flag.Bool("full", false, "also run the growth matrix and draw the timeline chart (make bench-full)")
 	matrixIdle := flag.Duration("matrix-idle", 5*time.Second, "idle CPU measurement after each matrix burst")
 	timeline := flag.Duration("timeline", 0, "scrape the workers this often during the first no-op and echo run and draw <ts>-timeline.png (0: off; -full: 100ms unless given)")
-	prof := flag.Bool("pprof", false, "take 5 s CPU profiles of the ingester and the worker during an extra no-op run (DEBUG_PPROF=true)")
+	prof := flag.Bool("pprof", false, "take 5 s CPU profiles of the ingester and the worker during an extra no-op run (DEBUG_PPROF=true); see -pprof-scenario")
+	profSc := flag.String("pprof-scenario", "noop", "scenario of the -pprof run: noop, or echo (then the emulator's CPU is profiled too, over its whole run, with --cpu-profile)")
 	profN := flag.Int("pprof-n", 150000, "messages of the -pprof run (enough to keep traffic flowing for the 5 s profile)")
 	timeout := flag.Duration("timeout", 9*time.Minute, "give up after this long (-full: 40m unless given)")
 	flag.Parse()
@@ -63,9 +64,13 @@ func main() {
 			scenarios = append(scenarios, sc)
 		}
 	}
+	if *profSc != "noop" && *profSc != "echo" {
+		fmt.Fprintln(os.Stderr, "bench: -pprof-scenario must be noop or echo")
+		os.Exit(2)
+	}
 	res, err := run(ctx, options{N: *n, Runs: *runs, Convs: *convs, Batch: *batch, Shards: *shards, Workers: *workers, Bin: *bin, Idle: *idle,
 		PacedRate: *paced, Queue: *queue, Scenarios: scenarios, Matrix: *full, MatrixIdle: *matrixIdle, Sample: *timeline,
-		Pprof: *prof, PprofN: *profN, Stamp: stamp})
+		Pprof: *prof, PprofN: *profN, PprofEcho: *profSc == "echo", Stamp: stamp})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -100,8 +105,9 @@ type options struct {
 	Matrix                        bool          // run the growth matrix
 	MatrixIdle                    time.Duration // idle CPU measurement after each matrix burst
 	Sample                        time.Duration // timeline scrape interval of the first no-op and echo run (0: no chart)
-	Pprof                         bool          // CPU profiles during an extra no-op run
+	Pprof                         bool          // CPU profiles during an extra no-op (or echo) run
 	PprofN                        int           // messages of that run
+	PprofEcho                     bool          // the profile run is an echo run (the emulator is profiled too)
 	Stamp                         string        // results file name stem; the markdown links <Stamp>-timeline.png
 }
 
@@ -203,19 +209,30 @@ func run(ctx context.Context, opts options) (output, error) {
 		}
 		const secs = 5 * time.Second
 		res, err := runPipeline(ctx, rs, pipelineConfig{Bin: bin, Dir: rdir, N: opts.PprofN, Convs: opts.Convs, Workers: opts.Workers,
-			Batch: opts.Batch, Shards: opts.Shards, Queue: opts.Queue, Pprof: secs})
+			Batch: opts.Batch, Shards: opts.Shards, Queue: opts.Queue, Pprof: secs, Echo: opts.PprofEcho})
 		if err != nil {
 			return o, fmt.Errorf("bench: pprof run: %w", err)
 		}
-		fmt.Fprintf(os.Stderr, "bench: pprof run: %8.0f msgs/s over %v\n", res.Rate, res.Elapsed.Round(time.Millisecond))
-		fmt.Fprintf(&b, "\n### CPU profiles (signal-client no-op, DEBUG_PPROF=true)\n\n")
+		what := "no-op"
+		if opts.PprofEcho {
+			what = "echo"
+		}
+		fmt.Fprintf(os.Stderr, "bench: pprof run (%s): %8.0f msgs/s over %v\n", what, res.Rate, res.Elapsed.Round(time.Millisecond))
+		fmt.Fprintf(&b, "\n### CPU profiles (signal-client %s, DEBUG_PPROF=true)\n\n", what)
 		fmt.Fprintf(&b, "%d messages injected unpaced; %v CPU profiles of the ingester and the worker from the first injection; the traffic lasted %v (%.0f msgs/s)",
 			res.N, secs, res.Elapsed.Round(time.Millisecond), res.Rate)
 		if res.Elapsed < secs {
 			b.WriteString(", so the end of the profiles is idle: raise -pprof-n")
 		}
+		if opts.PprofEcho {
+			b.WriteString("; the emulator's profile covers its whole life (start, staging, the run, the final reads of its call log)")
+		}
 		b.WriteString(". Open with `go tool pprof -http=: <file>`.\n")
 		for _, p := range res.Profiles {
+			if p.Err != nil {
+				fmt.Fprintf(&b, "\n%s: no profile: %v\n", p.Name, p.Err)
+				continue
+			}
 			suffix := "-" + p.Name + ".cpu.pprof"
 			o.Files = append(o.Files, outFile{suffix, p.Data})
 			fmt.Fprintf(&b, "\n`%s%s`", opts.Stamp, suffix)

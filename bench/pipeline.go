@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -72,8 +73,15 @@ func runPipeline(ctx context.Context, rs *redisServer, cfg pipelineConfig) (resu
 		return result{}, err
 	}
 	emuURL := "http://127.0.0.1:" + strconv.Itoa(emuPort)
-	emu, err := startProc(cfg.Dir, "emulator", filepath.Join(cfg.Bin, "signal-emulator"), nil,
-		"--listen", "127.0.0.1:"+strconv.Itoa(emuPort), "--log-level", "warn")
+	emuArgs := []string{"--listen", "127.0.0.1:" + strconv.Itoa(emuPort), "--log-level", "warn"}
+	emuProf := ""
+	if cfg.Pprof > 0 && cfg.Echo {
+		// The emulator has no pprof endpoint: it profiles its whole life and
+		// writes the file when it stops.
+		emuProf = filepath.Join(cfg.Dir, "emulator.cpu.pprof")
+		emuArgs = append(emuArgs, "--cpu-profile", emuProf)
+	}
+	emu, err := startProc(cfg.Dir, "emulator", filepath.Join(cfg.Bin, "signal-emulator"), nil, emuArgs...)
 	if err != nil {
 		return result{}, err
 	}
@@ -347,6 +355,16 @@ func runPipeline(ctx context.Context, rs *redisServer, cfg pipelineConfig) (resu
 		if cfg.staged() {
 			res.LatencyOf += fmt.Sprintf("; the release time is in each text, so this includes queueing behind the whole burst%s", lateText(ist.Late))
 		}
+	}
+	if emuProf != "" {
+		// The emulator writes its profile when it stops (after the reads above).
+		emu.stop()
+		b, err := os.ReadFile(emuProf)
+		if err == nil && len(b) == 0 {
+			err = fmt.Errorf("empty profile %s", emuProf)
+		}
+		res.Profiles = append(res.Profiles, profileResult{Name: "emulator", Data: b, Err: err})
+		sort.Slice(res.Profiles, func(i, j int) bool { return res.Profiles[i].Name < res.Profiles[j].Name })
 	}
 	return res, nil
 }
