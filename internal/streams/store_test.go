@@ -331,3 +331,38 @@ func TestDedupMarkerMemory(t *testing.T) {
 			rate, len(c.Keys(ctx, "*:ddb:*").Val()), before, after, float64(after-before)/n)
 	}
 }
+
+// More distinct buckets than one call can name split the shard's run into
+// several calls, in order; copies across the split are still caught.
+func TestAppendBatchManyBuckets(t *testing.T) {
+	ctx := context.Background()
+	s, c := newStore(t, 1)
+	var reqs []Append
+	for i := 0; i < 600; i++ {
+		ts := int64(1767225600000 + (i%300)*60000) // 300 buckets, each offered twice
+		reqs = append(reqs, Append{Shard: 0, Identity: fmt.Sprint(i % 300), Entry: Entry{Kind: "message", Timestamp: ts, Payload: []byte("x")}})
+	}
+	res, err := s.AppendBatch(ctx, reqs, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Err != nil || r.Duplicate != (i >= 300) {
+			t.Fatalf("result %d = %+v, want duplicate=%v", i, r, i >= 300)
+		}
+	}
+	if n := c.XLen(ctx, s.Keys().Stream(0)).Val(); n != 300 {
+		t.Fatalf("stream length %d, want 300", n)
+	}
+	if got := len(s.planAppends(reqs, []int{0}, map[int][]int{0: seq(600)}, "1")); got < 3 {
+		t.Fatalf("%d calls for 600 entries over 300 buckets, want at least 3", got)
+	}
+}
+
+func seq(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
