@@ -492,26 +492,16 @@ func (s *Sender) refuse(endpoint string, kind error, reason string, wait time.Du
 // run is the whole policy for one logical call.
 func (s *Sender) run(ctx context.Context, o op) (Result, error) {
 	keyed := o.key.valid() && s.store != nil
-	if keyed {
-		rec, ok, err := s.store.SentRecord(ctx, o.key.Shard, o.key.Original, o.key.Seq)
-		if err != nil {
-			return Result{}, s.refuse(o.endpoint, ErrRedis, "redis", 0, err)
-		}
-		if ok {
-			if ts, confirmed := strings.CutPrefix(rec, recordConfirmed); confirmed {
-				n, _ := strconv.ParseInt(ts, 10, 64)
-				s.replayed(o.endpoint, "confirmed")
-				return Result{Timestamp: n, Replayed: true}, nil
-			}
-			if rec == recordUnknown && s.cfg.Unknown == Skip {
-				s.replayed(o.endpoint, "unknown")
-				return Result{Replayed: true, Unknown: true}, nil
-			}
-		}
-	}
 	br := s.breaker(o.endpoint)
 	ok, trial, wait := br.allow()
 	if !ok {
+		// A call made before is answered from its record even while the
+		// breaker is open.
+		if keyed {
+			if r, err := s.lookup(ctx, o); err != nil || r != nil {
+				return deref(r), err
+			}
+		}
 		return Result{}, s.refuse(o.endpoint, ErrBreakerOpen, "breaker_open", wait, nil)
 	}
 	reported := false
@@ -521,21 +511,31 @@ func (s *Sender) run(ctx context.Context, o op) (Result, error) {
 			br.done(trial, v)
 		}
 	}
-	defer report(neutral) // refusals before the call say nothing about the server
+	defer report(neutral) // refusals and replays before the call say nothing about the server
 
 	idempotent := rest.IsIdempotent(o.endpoint)
 	for attempt := 0; ; attempt++ {
-		holder, err := s.admit(ctx, o)
-		if err != nil {
-			return Result{}, err
+		// The record is looked up once, before the first admission (and in
+		// the same round trip as it).
+		holder, rep, err := s.admit(ctx, o, keyed && attempt == 0)
+		if err != nil || rep != nil {
+			return deref(rep), err
 		}
 		start := s.now()
 		stopKeeping := s.keepSlot(holder)
 		ts, callErr := o.do(ctx)
 		stopKeeping()
-		if holder != "" {
-			s.release(holder)
+		rec := ""
+		if keyed {
+			if callErr == nil {
+				rec = recordConfirmed + strconv.FormatInt(ts, 10)
+			} else if errors.Is(callErr, rest.ErrUnknownOutcome) {
+				s.stats.UnknownRecorded.Add(1)
+				rec = recordUnknown
+			}
 		}
+		// The slot goes back and the record is written in one round trip.
+		s.settle(ctx, o, holder, rec)
 		outcome, v := classify(callErr)
 		s.stats.Calls.Add(1)
 		if s.obs.Call != nil {
@@ -543,13 +543,6 @@ func (s *Sender) run(ctx context.Context, o op) (Result, error) {
 		}
 		if callErr == nil {
 			report(success)
-			if keyed {
-				if err := s.store.RecordSent(context.WithoutCancel(ctx), o.key.Shard, o.key.Original, o.key.Seq,
-					recordConfirmed+strconv.FormatInt(ts, 10), s.cfg.SentTTL); err != nil {
-					// The call happened; only a retry of this handling could repeat it.
-					s.log.Warn("could not record a confirmed call; a retry of this message may repeat it", zap.String("endpoint", o.endpoint), zap.Error(err))
-				}
-			}
 			return Result{Timestamp: ts}, nil
 		}
 		var rl *rest.RateLimitError
@@ -563,12 +556,6 @@ func (s *Sender) run(ctx context.Context, o op) (Result, error) {
 			return Result{}, hint(br, callErr)
 		}
 		if errors.Is(callErr, rest.ErrUnknownOutcome) {
-			if keyed {
-				s.stats.UnknownRecorded.Add(1)
-				if err := s.store.RecordSent(context.WithoutCancel(ctx), o.key.Shard, o.key.Original, o.key.Seq, recordUnknown, s.cfg.SentTTL); err != nil {
-					s.log.Warn("could not record an unknown outcome", zap.String("endpoint", o.endpoint), zap.Error(err))
-				}
-			}
 			return fail()
 		}
 		if v != failure || !idempotent || attempt >= s.cfg.Retries || ctx.Err() != nil {
@@ -583,6 +570,42 @@ func (s *Sender) run(ctx context.Context, o op) (Result, error) {
 			return fail()
 		}
 	}
+}
+
+func deref(r *Result) Result {
+	if r == nil {
+		return Result{}
+	}
+	return *r
+}
+
+// lookup reads a keyed call's record on its own: non-nil when the call must
+// not be made.
+func (s *Sender) lookup(ctx context.Context, o op) (*Result, error) {
+	rec, ok, err := s.store.SentRecord(ctx, o.key.Shard, o.key.Original, o.key.Seq)
+	if err != nil {
+		return nil, s.refuse(o.endpoint, ErrRedis, "redis", 0, err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	return s.replay(o, rec), nil
+}
+
+// replay turns a found record into the result of a call that is not made
+// again: confirmed, or unknown under UNKNOWN_OUTCOME_POLICY=skip. nil means
+// the call is made (an unknown outcome under resend).
+func (s *Sender) replay(o op, rec string) *Result {
+	if ts, confirmed := strings.CutPrefix(rec, recordConfirmed); confirmed {
+		n, _ := strconv.ParseInt(ts, 10, 64)
+		s.replayed(o.endpoint, "confirmed")
+		return &Result{Timestamp: n, Replayed: true}
+	}
+	if rec == recordUnknown && s.cfg.Unknown == Skip {
+		s.replayed(o.endpoint, "unknown")
+		return &Result{Replayed: true, Unknown: true}
+	}
+	return nil
 }
 
 // hinted carries how long to wait after a failed call that opened (or
@@ -642,15 +665,28 @@ func classify(err error) (string, verdict) {
 
 // admit waits for the account pause, a semaphore slot and the rate limit,
 // within the caller's deadline. It returns the holder to release ("" when no
-// slot was taken).
-func (s *Sender) admit(ctx context.Context, o op) (string, error) {
+// slot was taken). With lookup (the first admission of a keyed call) it
+// also reads the call's sent record, in the same round trip as the first
+// admission; rep is then non-nil when the call must not be made, and nothing
+// is held. A replayed call that the admission let through gives its slot
+// back at once but has used one rate-limit token (replays are rare: retries
+// of a handling that made calls).
+func (s *Sender) admit(ctx context.Context, o op, lookup bool) (holder string, rep *Result, err error) {
+	if lookup && (s.pausedLocally() || s.timeShort(ctx) || (!o.counts && !o.slot)) {
+		// This call is refused (or needs no admission) without asking Redis:
+		// look the record up on its own first, as a replay is answered anyway.
+		if r, err := s.lookup(ctx, o); err != nil || r != nil {
+			return "", r, err
+		}
+		lookup = false
+	}
 	if until := s.pausedUntil.Load(); until > 0 {
 		if left := time.Duration(until - s.now().UnixNano()); left > 0 {
-			return "", s.refuse(o.endpoint, ErrPaused, "paused", left, nil)
+			return "", nil, s.refuse(o.endpoint, ErrPaused, "paused", left, nil)
 		}
 	}
 	if s.store == nil || (!o.counts && !o.slot) {
-		return "", s.checkTime(ctx, o.endpoint)
+		return "", nil, s.checkTime(ctx, o.endpoint)
 	}
 	req := streams.AdmitReq{Lease: s.cfg.SlotLease}
 	if o.slot && s.cfg.MaxConcurrency > 0 {
@@ -676,31 +712,49 @@ func (s *Sender) admit(ctx context.Context, o op) (string, error) {
 	}()
 	for first := true; ; first = false {
 		if err := s.checkTime(ctx, o.endpoint); err != nil {
-			return "", err
+			return "", nil, err
 		}
-		res, err := s.store.Admit(ctx, req)
+		var res streams.AdmitRes
+		var err error
+		if lookup {
+			lookup = false
+			var rec string
+			var found bool
+			res, rec, found, err = s.admitLookup(ctx, o, req)
+			if found {
+				// A replay is answered whatever the admission said.
+				if r := s.replay(o, rec); r != nil {
+					if err == nil && res.Code == streams.Admitted && req.Holder != "" {
+						s.settle(ctx, o, req.Holder, "")
+					}
+					return "", r, nil
+				}
+			}
+		} else {
+			res, err = s.store.Admit(ctx, req)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return "", ctx.Err()
+				return "", nil, ctx.Err()
 			}
-			return "", s.refuse(o.endpoint, ErrRedis, "redis", 0, err)
+			return "", nil, s.refuse(o.endpoint, ErrRedis, "redis", 0, err)
 		}
 		switch res.Code {
 		case streams.Admitted:
-			return req.Holder, nil
+			return req.Holder, nil, nil
 		case streams.AdmitPaused:
 			s.pausedUntil.Store(s.now().Add(res.Wait).UnixNano())
-			return "", s.refuse(o.endpoint, ErrPaused, "paused", res.Wait, nil)
+			return "", nil, s.refuse(o.endpoint, ErrPaused, "paused", res.Wait, nil)
 		case streams.AdmitRate:
 			if first {
 				s.stats.RateWaits.Add(1)
 			}
 			if dl, ok := ctx.Deadline(); ok && s.now().Add(res.Wait+s.cfg.MinCallTime).After(dl) {
-				return "", s.refuse(o.endpoint, ErrRateWait, "rate_wait", res.Wait, nil)
+				return "", nil, s.refuse(o.endpoint, ErrRateWait, "rate_wait", res.Wait, nil)
 			}
 			waitedRate += res.Wait
 			if err := sleep(ctx, res.Wait); err != nil {
-				return "", err
+				return "", nil, err
 			}
 		case streams.AdmitBusy:
 			if first {
@@ -709,16 +763,30 @@ func (s *Sender) admit(ctx context.Context, o op) (string, error) {
 			d := min(res.Wait, s.cfg.SlotPoll)
 			d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 			if dl, ok := ctx.Deadline(); ok && s.now().Add(d+s.cfg.MinCallTime).After(dl) {
-				return "", s.refuse(o.endpoint, ErrNoSlot, "no_slot", 0, nil)
+				return "", nil, s.refuse(o.endpoint, ErrNoSlot, "no_slot", 0, nil)
 			}
 			waitedSlot += d
 			if err := sleep(ctx, d); err != nil {
-				return "", err
+				return "", nil, err
 			}
 		default:
-			return "", s.refuse(o.endpoint, ErrRedis, "redis", 0, fmt.Errorf("unexpected admission code %d", res.Code))
+			return "", nil, s.refuse(o.endpoint, ErrRedis, "redis", 0, fmt.Errorf("unexpected admission code %d", res.Code))
 		}
 	}
+}
+
+func (s *Sender) pausedLocally() bool {
+	until := s.pausedUntil.Load()
+	return until > 0 && until > s.now().UnixNano()
+}
+
+// timeShort: checkTime would refuse.
+func (s *Sender) timeShort(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && dl.Sub(s.now()) < s.cfg.MinCallTime
 }
 
 func (s *Sender) checkTime(ctx context.Context, endpoint string) error {
@@ -761,14 +829,6 @@ func (s *Sender) keepSlot(holder string) (stop func()) {
 	return func() {
 		close(done)
 		<-exited
-	}
-}
-
-func (s *Sender) release(holder string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := s.store.ReleaseSlot(ctx, holder); err != nil {
-		s.log.Warn("could not release a REST slot; it frees itself when its lease ends", zap.Error(err))
 	}
 }
 
