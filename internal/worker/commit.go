@@ -30,22 +30,37 @@ type committer struct {
 	// writes until Redis has them (read-your-writes with batched acks).
 	flying map[int]*batch
 	// started lists, per shard, the first attempts running unrecorded on the
-	// fast path; each round that follows a start writes it to the shard's
-	// started marker (ARCHITECTURE §7.1), so a crash still counts them.
-	started map[int]map[string]struct{}
+	// fast path; it reaches the shard's started marker in Redis (ARCHITECTURE
+	// §7.1) with the next round that happens anyway, or markerDelay after a
+	// start, so a crash still counts them. A first attempt that ends before
+	// either costs no marker write at all: at low load that saves a round
+	// trip per message.
+	started      map[int]map[string]struct{}
+	startedLease map[int]streams.Lease
+	// written is the marker each shard holds in Redis as far as this worker
+	// knows ("" = none; markerUnknown after a failed write).
+	written     map[int]string
+	markerTimer bool // a markerDelay timer is armed
 }
+
+// markerDelay bounds how long a running first attempt may go without its
+// started marker in Redis.
+const markerDelay = time.Millisecond
+
+const markerUnknown = "\x01"
 
 type batch struct {
 	lease    streams.Lease
 	ids      []string
 	recorded []bool // ids[i] has an attempt record to delete
 	ops      []streams.StateOp
-	marker   bool   // the started set changed: write it with this round
+	marker   bool   // write the started marker with this round
 	snapshot string // the started set when the round left (marker only)
 }
 
 func newCommitter(w *Worker) *committer {
-	c := &committer{w: w, batches: map[int]*batch{}, inflight: map[int]bool{}, started: map[int]map[string]struct{}{}}
+	c := &committer{w: w, batches: map[int]*batch{}, inflight: map[int]bool{}, started: map[int]map[string]struct{}{},
+		startedLease: map[int]streams.Lease{}, written: map[int]string{}}
 	c.idle = sync.NewCond(&c.mu)
 	return c
 }
@@ -81,12 +96,7 @@ func (c *committer) add(shard int, lease streams.Lease, id string, recorded bool
 	c.mu.Lock()
 	b := c.batchLocked(shard, lease)
 	if s := c.started[shard]; s != nil {
-		if _, ok := s[id]; ok {
-			delete(s, id)
-			if len(s) == 0 {
-				b.marker = true // nothing runs unrecorded any more: clear the marker with this ack
-			}
-		}
+		delete(s, id)
 	}
 	b.ids = append(b.ids, id)
 	b.recorded = append(b.recorded, recorded)
@@ -108,8 +118,30 @@ func (c *committer) start(shard int, lease streams.Lease, id string) {
 		c.started[shard] = s
 	}
 	s[id] = struct{}{}
-	c.batchLocked(shard, lease).marker = true
-	start := c.kickLocked()
+	c.startedLease[shard] = lease
+	arm := !c.markerTimer
+	c.markerTimer = true
+	c.mu.Unlock()
+	if arm {
+		time.AfterFunc(markerDelay, c.markerTick)
+	}
+}
+
+// markerTick sends the markers that differ from what Redis holds.
+func (c *committer) markerTick() {
+	c.mu.Lock()
+	c.markerTimer = false
+	kick := false
+	for n, s := range c.started {
+		if len(s) == 0 && c.written[n] == "" {
+			continue
+		}
+		if joinIDs(s) != c.written[n] {
+			c.batchLocked(n, c.startedLease[n]).marker = true
+			kick = true
+		}
+	}
+	start := kick && c.kickLocked()
 	c.mu.Unlock()
 	if start {
 		go c.loop()
@@ -140,8 +172,16 @@ func (c *committer) loop() {
 		c.batches = map[int]*batch{}
 		for n, b := range round {
 			c.inflight[n] = true
-			if b.marker {
-				b.snapshot = joinIDs(c.started[n])
+			// Any round carries the shard's marker when it changed, so under
+			// load markers ride along with the acks.
+			snap := joinIDs(c.started[n])
+			if b.marker || snap != c.written[n] {
+				if snap == c.written[n] {
+					b.marker = false
+				} else {
+					b.marker, b.snapshot = true, snap
+					c.written[n] = snap
+				}
 			}
 		}
 		c.flying = round
@@ -192,6 +232,9 @@ func (c *committer) commit(round map[int]*batch) {
 		if err == nil {
 			stale := map[int]bool{}
 			for i, e := range errs {
+				if e != nil && reqs[i].Marker != "" {
+					c.markerLost(shards[i])
+				}
 				switch {
 				case e == nil:
 				case errors.Is(e, streams.ErrStale):
@@ -217,6 +260,11 @@ func (c *committer) commit(round map[int]*batch) {
 		}
 		if !held || attempt >= 20 {
 			c.w.log.Warn("commit failed; entries stay pending and will be handled again", zap.Error(err))
+			for i := range reqs {
+				if reqs[i].Marker != "" {
+					c.markerLost(shards[i])
+				}
+			}
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -236,6 +284,7 @@ func (c *committer) flushShard(shard int) {
 		c.idle.Wait()
 	}
 	delete(c.started, shard)
+	delete(c.written, shard)
 }
 
 // flushAll waits until everything handled is committed (shutdown).
@@ -256,6 +305,15 @@ func (c *committer) dropShard(shard int) {
 	c.mu.Lock()
 	delete(c.batches, shard)
 	delete(c.started, shard)
+	delete(c.written, shard)
+	c.mu.Unlock()
+}
+
+// markerLost forgets what a shard's marker holds after a failed write, so
+// the next round or tick writes it again.
+func (c *committer) markerLost(shard int) {
+	c.mu.Lock()
+	c.written[shard] = markerUnknown
 	c.mu.Unlock()
 }
 
