@@ -131,7 +131,7 @@ func (s *Sender) admitLookup(ctx context.Context, o op, req streams.AdmitReq) (r
 	}
 	if gerr != nil {
 		if aerr == nil && res.Code == streams.Admitted && req.Holder != "" {
-			s.settle(ctx, o, req.Holder, "")
+			s.settleRedis(ctx, o, req.Holder, "") // the caller gives the gate token back
 		}
 		return streams.AdmitRes{}, "", false, fmt.Errorf("streams: read sent record: %w", gerr)
 	}
@@ -150,7 +150,7 @@ func admitResult(c *redis.Cmd) (streams.AdmitRes, error) {
 }
 
 // settle ends a call in one round trip: it gives back the call's semaphore
-// slot (holder, "" for none) and writes its sent record (rec, "" for none).
+// slot (holder, "" for none; with its gate token) and writes its sent record (rec, "" for none).
 // A slot that cannot be released frees itself when its lease ends; a record
 // that cannot be written leaves only a retry of this handling able to repeat
 // the call.
@@ -158,6 +158,15 @@ func (s *Sender) settle(ctx context.Context, o op, holder, rec string) {
 	if holder == "" && rec == "" {
 		return
 	}
+	if holder != "" && s.gate != nil {
+		// After the slot is given back (or left to its lease).
+		defer s.leaveGate()
+	}
+	s.settleRedis(ctx, o, holder, rec)
+}
+
+// settleRedis is settle without the gate token.
+func (s *Sender) settleRedis(ctx context.Context, o op, holder, rec string) {
 	var cancel context.CancelFunc = func() {}
 	ctx = context.WithoutCancel(ctx)
 	if rec == "" {

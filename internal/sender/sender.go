@@ -322,6 +322,12 @@ type Sender struct {
 	// pausedUntil caches the account pause (unix ns) so a paused process
 	// does not ask Redis on every call.
 	pausedUntil atomic.Int64
+	// gate holds one token per semaphore slot this process holds (nil when
+	// the semaphore is off). A process never holds more than
+	// API_MAX_CONCURRENCY slots, so a call that finds the gate full would be
+	// refused by Redis anyway: it waits here, in line, instead of polling
+	// the semaphore. Redis still decides; the gate only saves the polls.
+	gate chan struct{}
 }
 
 // New builds a sender. store may be nil: then the rate limit, the
@@ -332,8 +338,12 @@ func New(cfg Config, r REST, store *streams.Store, obs Observer, log *zap.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Sender{cfg: cfg, rest: r, store: store, log: log, obs: obs, now: time.Now, breakers: map[string]*breaker{},
+	s := &Sender{cfg: cfg, rest: r, store: store, log: log, obs: obs, now: time.Now, breakers: map[string]*breaker{},
 		nonce: strconv.FormatUint(rand.Uint64()>>16, 36)}
+	if store != nil && cfg.MaxConcurrency > 0 {
+		s.gate = make(chan struct{}, cfg.MaxConcurrency)
+	}
+	return s
 }
 
 // Stats returns the live counters.
@@ -700,6 +710,7 @@ func (s *Sender) admit(ctx context.Context, o op, lookup bool) (holder string, r
 	// With neither a slot nor a rate to take, the script still checks the
 	// account pause, so a 429 seen by another worker stops this one too.
 	var waitedRate, waitedSlot time.Duration
+	slotWaited := false
 	defer func() {
 		if s.obs.Waited != nil {
 			if waitedRate > 0 {
@@ -714,6 +725,27 @@ func (s *Sender) admit(ctx context.Context, o op, lookup bool) (holder string, r
 		if err := s.checkTime(ctx, o.endpoint); err != nil {
 			return "", nil, err
 		}
+		gated := false
+		if req.Holder != "" && s.gate != nil {
+			d, err := s.enterGate(ctx)
+			waitedSlot += d
+			if d > 0 && !slotWaited {
+				slotWaited = true
+				s.stats.SlotWaits.Add(1)
+			}
+			if err != nil {
+				if lookup {
+					if r, lerr := s.lookup(ctx, o); lerr != nil || r != nil {
+						return "", r, lerr
+					}
+				}
+				if ctx.Err() != nil {
+					return "", nil, ctx.Err()
+				}
+				return "", nil, s.refuse(o.endpoint, ErrNoSlot, "no_slot", 0, nil)
+			}
+			gated = true
+		}
 		var res streams.AdmitRes
 		var err error
 		if lookup {
@@ -725,13 +757,18 @@ func (s *Sender) admit(ctx context.Context, o op, lookup bool) (holder string, r
 				// A replay is answered whatever the admission said.
 				if r := s.replay(o, rec); r != nil {
 					if err == nil && res.Code == streams.Admitted && req.Holder != "" {
-						s.settle(ctx, o, req.Holder, "")
+						s.settle(ctx, o, req.Holder, "") // gives the gate token back too
+					} else if gated {
+						s.leaveGate()
 					}
 					return "", r, nil
 				}
 			}
 		} else {
 			res, err = s.store.Admit(ctx, req)
+		}
+		if gated && (err != nil || res.Code != streams.Admitted) {
+			s.leaveGate()
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -757,7 +794,8 @@ func (s *Sender) admit(ctx context.Context, o op, lookup bool) (holder string, r
 				return "", nil, err
 			}
 		case streams.AdmitBusy:
-			if first {
+			if !slotWaited {
+				slotWaited = true
 				s.stats.SlotWaits.Add(1)
 			}
 			d := min(res.Wait, s.cfg.SlotPoll)
@@ -774,6 +812,33 @@ func (s *Sender) admit(ctx context.Context, o op, lookup bool) (holder string, r
 		}
 	}
 }
+
+// enterGate takes a gate token, waiting in line while the caller's deadline
+// leaves MinCallTime for the call; it returns how long it waited.
+func (s *Sender) enterGate(ctx context.Context) (time.Duration, error) {
+	select {
+	case s.gate <- struct{}{}:
+		return 0, nil
+	default:
+	}
+	start := s.now()
+	var expired <-chan time.Time
+	if dl, ok := ctx.Deadline(); ok {
+		t := time.NewTimer(dl.Sub(start) - s.cfg.MinCallTime)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case s.gate <- struct{}{}:
+		return s.now().Sub(start), nil
+	case <-expired:
+		return s.now().Sub(start), ErrNoSlot
+	case <-ctx.Done():
+		return s.now().Sub(start), ctx.Err()
+	}
+}
+
+func (s *Sender) leaveGate() { <-s.gate }
 
 func (s *Sender) pausedLocally() bool {
 	until := s.pausedUntil.Load()
