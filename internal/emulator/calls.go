@@ -40,6 +40,10 @@ type Call struct {
 	Hung bool `json:"hung,omitempty"`
 	// Duration is the time until the answer was written.
 	Duration time.Duration `json:"duration_ns"`
+
+	// bodyDone: Body was decoded from RawBody (on the first read of the
+	// call log, under its lock; see callLog.decodeLocked).
+	bodyDone bool
 }
 
 // MarshalJSON adds the raw body as a string for the admin API.
@@ -149,6 +153,16 @@ func (l *callLog) notifyLocked() {
 	l.changed = make(chan struct{})
 }
 
+// decodeLocked fills c.Body from c.RawBody once. Recording a call does not
+// decode its body (the handlers decode it into their own types); readers of
+// the log get it decoded, and the decoded value is then shared.
+func (l *callLog) decodeLocked(c *Call) {
+	if !c.bodyDone {
+		c.bodyDone = true
+		c.Body = decodeBody(c.RawBody)
+	}
+}
+
 func (l *callLog) list(filters []CallFilter) ([]Call, chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -162,6 +176,7 @@ func (l *callLog) list(filters []CallFilter) ([]Call, chan struct{}) {
 			}
 		}
 		if ok {
+			l.decodeLocked(c)
 			cp := *c
 			cp.RawBody = slices.Clone(c.RawBody)
 			out = append(out, cp)
@@ -215,6 +230,7 @@ func (e *Emulator) sendTimestamps(account, recipient string) []int64 {
 		if c.Route != "/v2/send" {
 			continue
 		}
+		e.calls.decodeLocked(c)
 		m, ok := c.Body.(map[string]any)
 		if !ok {
 			continue

@@ -287,7 +287,16 @@ func (f *Faults) HangSends(n int) string {
 
 type matchInput struct {
 	method, route, account string
-	recipients             []string
+	// recipients lists the body's recipients; called only for a rule that
+	// filters on them (most calls match no such rule, and need no decode).
+	recipients func() []string
+}
+
+func (in matchInput) recipientList() []string {
+	if in.recipients == nil {
+		return nil
+	}
+	return in.recipients()
 }
 
 // fire returns a snapshot of the first rule of stage st that matches and wins its
@@ -308,7 +317,7 @@ func (f *Faults) fire(st faultStage, in matchInput) (RESTFault, chan struct{}, b
 		if r.Account != "" && r.Account != in.account {
 			continue
 		}
-		if r.Recipient != "" && !slices.Contains(in.recipients, r.Recipient) {
+		if r.Recipient != "" && !slices.Contains(in.recipientList(), r.Recipient) {
 			continue
 		}
 		if r.Probability > 0 && r.Probability < 1 && f.e.float64() >= r.Probability {

@@ -29,7 +29,7 @@ const (
 )
 
 func (c *reqCtx) matchInput() matchInput {
-	return matchInput{method: c.r.Method, route: c.route.pattern, account: c.call.Account, recipients: recipientsOf(c.call.Body)}
+	return matchInput{method: c.r.Method, route: c.route.pattern, account: c.call.Account, recipients: func() []string { return recipientsOf(c.bodyValue()) }}
 }
 
 func recipientsOf(body any) []string {
@@ -151,7 +151,7 @@ func (c *reqCtx) rateLimited(account string, tokens []string) {
 	}
 	var b strings.Builder
 	rcpt := ""
-	if rs := recipientsOf(c.call.Body); len(rs) > 0 {
+	if rs := recipientsOf(c.bodyValue()); len(rs) > 0 {
 		rcpt = rs[0]
 	}
 	for _, t := range tokens {
@@ -380,12 +380,23 @@ func (e *Emulator) handleSendV2(c *reqCtx) {
 	if !c.answerFaults() {
 		return
 	}
-	body := sendResponse{Timestamp: strconv.FormatInt(ts, 10)}
-	if e.cfg.Profile == ProfileHead {
-		c.json(http.StatusCreated, []sendResponse{body})
-		return
+	c.rawJSON(http.StatusCreated, sendResponseJSON(ts, e.cfg.Profile == ProfileHead))
+}
+
+// sendResponseJSON is json.Marshal of sendResponse{ts} (in an array for
+// the head profile), built without reflection: every send answers it.
+func sendResponseJSON(ts int64, array bool) []byte {
+	b := make([]byte, 0, 48)
+	if array {
+		b = append(b, '[')
 	}
-	c.json(http.StatusCreated, body)
+	b = append(b, `{"timestamp":"`...)
+	b = strconv.AppendInt(b, ts, 10)
+	b = append(b, `"}`...)
+	if array {
+		b = append(b, ']')
+	}
+	return b
 }
 
 func validateLinkPreview(message string, lp *linkPreviewRequest) error {

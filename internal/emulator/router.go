@@ -110,11 +110,14 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	body, _ := io.ReadAll(r.Body)
+	body := readBody(r)
 	_ = r.Body.Close()
 	r.Body = io.NopCloser(bytes.NewReader(body))
 
 	rt, params := e.rt.match(r.Method, r.URL.Path)
+	// Call.Body (the body decoded as generic JSON) is filled in when the call
+	// log is read (callLog.decodeLocked), not for every call: the handlers
+	// decode the body into their own types anyway.
 	call := &Call{
 		Time:     start,
 		Method:   r.Method,
@@ -123,22 +126,14 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ClientID: r.Header.Get(ClientIDHeader),
 		RawBody:  body,
 	}
-	if len(bytes.TrimSpace(body)) > 0 {
-		var v any
-		if json.Unmarshal(body, &v) == nil {
-			call.Body = v
-		}
-	}
 	if rt != nil {
 		call.Route = rt.pattern
 		if n, ok := params["number"]; ok {
 			if un, err := url.PathUnescape(n); err == nil {
 				call.Account = un
 			}
-		} else if m, ok := call.Body.(map[string]any); ok {
-			if n, ok := m["number"].(string); ok {
-				call.Account = n
-			}
+		} else {
+			call.Account = bodyNumber(body)
 		}
 	}
 	e.calls.add(call)
@@ -164,6 +159,72 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.h(c)
+}
+
+// maxPresized bounds the buffer allocated up front from a request's
+// Content-Length (a bigger body is read in growing chunks).
+const maxPresized = 1 << 20
+
+// readBody reads the whole request body, in one allocation when the
+// Content-Length is known and modest.
+func readBody(r *http.Request) []byte {
+	if n := r.ContentLength; n > 0 && n <= maxPresized {
+		b := make([]byte, n, n+1)
+		m, err := io.ReadFull(r.Body, b)
+		if err != nil || m < int(n) {
+			return b[:m]
+		}
+		// A body longer than announced cannot reach here through net/http;
+		// read on anyway, like io.ReadAll would.
+		rest, _ := io.ReadAll(r.Body)
+		return append(b, rest...)
+	}
+	b, _ := io.ReadAll(r.Body)
+	return b
+}
+
+// bodyNumber is the top-level "number" string of a JSON object body (the
+// account of /v1/send and /v2/send), "" when there is none. It decodes only
+// the top level, and matches the key exactly like a lookup in the fully
+// decoded object would.
+func bodyNumber(body []byte) string {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return ""
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return ""
+	}
+	raw, ok := top["number"]
+	if !ok {
+		return ""
+	}
+	var n string
+	if json.Unmarshal(raw, &n) != nil {
+		return ""
+	}
+	return n
+}
+
+// bodyValue is the body decoded as generic JSON (nil when empty or not
+// JSON), decoded once per request on first use.
+func (c *reqCtx) bodyValue() any {
+	if !c.decoded {
+		c.decoded = true
+		c.generic = decodeBody(c.body)
+	}
+	return c.generic
+}
+
+func decodeBody(body []byte) any {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	var v any
+	if json.Unmarshal(body, &v) != nil {
+		return nil
+	}
+	return v
 }
 
 // notFound redirects to the path without its trailing slash when that route exists for the
@@ -198,6 +259,10 @@ type reqCtx struct {
 	params map[string]string
 	body   []byte
 	call   *Call
+	// generic is the body decoded as generic JSON once decoded is set
+	// (bodyValue).
+	generic any
+	decoded bool
 }
 
 // bind decodes the body like gin's BindJSON: unknown fields are ignored, an empty body or a
@@ -234,6 +299,13 @@ type apiError struct {
 // json writes v like gin's c.JSON (encoding/json with HTML escaping).
 func (c *reqCtx) json(status int, v any) {
 	writeJSON(c.w, status, v)
+}
+
+// rawJSON writes b, already JSON, the way json does.
+func (c *reqCtx) rawJSON(status int, b []byte) {
+	c.w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	c.w.WriteHeader(status)
+	_, _ = c.w.Write(b)
 }
 
 func (c *reqCtx) fail(msg string) { c.json(http.StatusBadRequest, apiError{Error: msg}) }
