@@ -320,12 +320,41 @@ type timestampResponse struct {
 	} `json:"errors"`
 }
 
+// plainTimestamp parses exactly {"timestamp":"<digits>"} or
+// [{"timestamp":"<digits>"}], the usual success bodies; ok is false for
+// anything else (which then goes through encoding/json).
+func plainTimestamp(b []byte) (int64, bool) {
+	const pre, suf = `{"timestamp":"`, `"}`
+	if len(b) > 2 && b[0] == '[' && b[len(b)-1] == ']' {
+		b = b[1 : len(b)-1]
+	}
+	if len(b) < len(pre)+len(suf)+1 || string(b[:len(pre)]) != pre || string(b[len(b)-len(suf):]) != suf {
+		return 0, false
+	}
+	d := b[len(pre) : len(b)-len(suf)]
+	if len(d) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
 // parseTimestampBody accepts both success shapes: {"timestamp":"…"} (release ≤0.100) and
 // [{"timestamp":"…","errors":{…}}] (HEAD), per reference §4.1 and §7 item 16.
 func parseTimestampBody(b []byte) (timestampResponse, error) {
 	b = bytes.TrimSpace(b)
 	var tr timestampResponse
+	ts, plain := plainTimestamp(b)
 	switch {
+	case plain:
+		// What every successful send answers; decoded without reflection.
+		tr.Timestamp = flexInt64(ts)
 	case len(b) == 0:
 		return tr, errors.New("empty body, expected a timestamp")
 	case b[0] == '[':

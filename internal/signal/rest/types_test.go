@@ -1,7 +1,9 @@
 package rest
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -132,6 +134,45 @@ func TestParseErrorBody(t *testing.T) {
 		}
 		if ok != tt.wantOK || got != tt.want {
 			t.Errorf("%s: got (%q, %v), want (%q, %v)", tt.name, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}
+
+func TestPlainTimestampAgreesWithJSON(t *testing.T) {
+	// ref is parseTimestampBody through encoding/json only.
+	ref := func(b []byte) (flexInt64, error) {
+		b = bytes.TrimSpace(b)
+		var tr timestampResponse
+		if len(b) == 0 {
+			return 0, errors.New("empty")
+		}
+		if b[0] == '[' {
+			var arr []timestampResponse
+			if err := json.Unmarshal(b, &arr); err != nil {
+				return 0, err
+			}
+			if len(arr) == 0 {
+				return 0, errors.New("empty array")
+			}
+			tr = arr[0]
+		} else if err := json.Unmarshal(b, &tr); err != nil {
+			return 0, err
+		}
+		if tr.Timestamp <= 0 {
+			return tr.Timestamp, errors.New("no timestamp")
+		}
+		return tr.Timestamp, nil
+	}
+	for _, b := range []string{
+		`{"timestamp":"1700000000123"}`, `[{"timestamp":"1700000000123"}]`, `{"timestamp":"0"}`,
+		`{"timestamp":"007"}`, `{"timestamp":""}`, `{"timestamp":"12a"}`, `{"timestamp":"99999999999999999999"}`,
+		`[{"timestamp":"1"},{"timestamp":"2"}]`, `{"timestamp":"5","errors":{"recipients":[]}}`, `[]`, ``, ` `,
+		`{"timestamp":123}`, `{"timestamp":"-3"}`, ` {"timestamp":"42"}` + "\n",
+	} {
+		got, gerr := parseTimestampBody([]byte(b))
+		want, werr := ref([]byte(b))
+		if (gerr == nil) != (werr == nil) || got.Timestamp != want {
+			t.Errorf("%q: %v %v, encoding/json: %v %v", b, got.Timestamp, gerr, want, werr)
 		}
 	}
 }
