@@ -102,6 +102,10 @@ type callLog struct {
 	calls   []*Call
 	max     int
 	changed chan struct{}
+	// watched: changed was handed out by list, so the next change must close
+	// it; until then changes need no new channel (a busy log would otherwise
+	// make one per recorded call and answer).
+	watched bool
 	// byRoute counts the recorded calls by routeKey, kept as calls are added and
 	// forgotten so Stats need not walk the log (a bench polls it while sends pour in).
 	byRoute map[string]int64
@@ -149,6 +153,10 @@ func (l *callLog) update(c *Call, fn func(*Call)) {
 }
 
 func (l *callLog) notifyLocked() {
+	if !l.watched {
+		return
+	}
+	l.watched = false
 	close(l.changed)
 	l.changed = make(chan struct{})
 }
@@ -182,6 +190,7 @@ func (l *callLog) list(filters []CallFilter) ([]Call, chan struct{}) {
 			out = append(out, cp)
 		}
 	}
+	l.watched = true
 	return out, l.changed
 }
 
