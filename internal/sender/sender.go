@@ -15,6 +15,7 @@
 //     runs, so a crashed worker's slots come back by themselves within the
 //     lease. Every call but attachment
 //     downloads and deletes (served from disk, not by signal-cli) takes one;
+//     calls over the cap in one process wait in line there rather than poll;
 //   - a circuit breaker per endpoint template and process
 //     (CIRCUIT_BREAKER_*); 4xx answers say the server is up and never trip
 //     it; while open, calls fail at once with ErrBreakerOpen;
