@@ -158,9 +158,11 @@ func runPipeline(ctx context.Context, rs *redisServer, cfg pipelineConfig) (resu
 	}); err != nil {
 		return result{}, fmt.Errorf("bench: worker created %d of %d shard streams: %w", len(streamKeys), cfg.Shards, err)
 	}
-	if cfg.workers() > 1 {
+	{
 		// Each worker must hold its fair share before the clock starts, or the
-		// run measures the rebalancing instead of W workers.
+		// run measures the rebalancing instead of W workers (or, with one, the
+		// first leases: a worker is ready before it holds any, and the first
+		// frames of a paced run would wait for them).
 		var owned []float64
 		if err := waitFor(ctx, 60*time.Second, func() bool {
 			owned, _ = shardsOwned(metricsURLs)
@@ -244,9 +246,15 @@ func runPipeline(ctx context.Context, rs *redisServer, cfg pipelineConfig) (resu
 		return m["signal_client_messages_handled_total"] >= float64(cfg.N), nil
 	}
 	for {
-		ok, err := done()
-		if err == nil && ok {
-			break
+		// Not before the injection finished: polling the groups and scraping
+		// the worker every 10 ms while a paced run trickles in (its groups
+		// look drained between frames) cost the worker more CPU than the
+		// messages did and delayed them.
+		if injErr == nil {
+			ok, err := done()
+			if err == nil && ok {
+				break
+			}
 		}
 		select {
 		case err := <-injErr:
