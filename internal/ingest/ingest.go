@@ -609,8 +609,8 @@ func (in *Ingester) step(ctx context.Context) (bool, error) {
 // write appends a batch: quarantine entries one by one (rare), appends in one
 // pipelined round trip.
 func (in *Ingester) write(ctx context.Context, batch []*item) error {
-	var reqs []streams.Append
-	var idx []int
+	reqs := make([]streams.Append, 0, len(batch))
+	idx := make([]int, 0, len(batch))
 	epoch := in.role.Epoch()
 	for i, it := range batch {
 		if it.q != nil {
