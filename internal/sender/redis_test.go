@@ -8,26 +8,7 @@ import (
 
 	"github.com/signal-client/signal-client/internal/emulator"
 	"github.com/signal-client/signal-client/internal/signal/rest"
-	"github.com/signal-client/signal-client/internal/streams"
 )
-
-// The pipelined scripts must be internal/streams' own, byte for byte: a copy
-// that drifted would change the admission or the records behind the
-// streams package's back (and streams.LoadScripts would not load it).
-func TestScriptsMatchStreams(t *testing.T) {
-	f := newFixture(t)
-	ctx := ctxFor(t, 5*time.Second)
-	if err := streams.LoadScripts(ctx, f.client); err != nil {
-		t.Fatal(err)
-	}
-	got, err := f.client.ScriptExists(ctx, admitScript.Hash(), recordScript.Hash()).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !got[0] || !got[1] {
-		t.Fatalf("script loaded by streams.LoadScripts: admit %v, recordSent %v; copy them again from internal/streams/sender.go", got[0], got[1])
-	}
-}
 
 // After Redis forgot its scripts the pipelined calls load them and go on,
 // and a keyed call is still made once.

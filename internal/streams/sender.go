@@ -142,20 +142,30 @@ type AdmitRes struct {
 
 // Admit runs the admission script.
 func (s *Store) Admit(ctx context.Context, r AdmitReq) (AdmitRes, error) {
-	burst := r.Burst
-	if burst < 1 {
-		burst = 1
-	}
+	return ParseAdmit(admit.Run(ctx, s.rdb, []string{s.keys.Rate(), s.keys.SendPause(), s.keys.APISemaphore()}, admitArgs(r)...))
+}
+
+// admitArgs are the admission script's arguments for r.
+func admitArgs(r AdmitReq) []any {
+	burst := max(r.Burst, 1)
 	iv := r.Interval.Microseconds()
 	if r.Interval > 0 && iv == 0 {
 		iv = 1
 	}
-	lease := r.Lease.Milliseconds()
-	if lease < 1 {
-		lease = 1
-	}
-	res, err := admit.Run(ctx, s.rdb, []string{s.keys.Rate(), s.keys.SendPause(), s.keys.APISemaphore()},
-		r.Holder, r.Slots, lease, iv, burst).Int64Slice()
+	return []any{r.Holder, r.Slots, max(r.Lease.Milliseconds(), 1), iv, burst}
+}
+
+// QueueAdmit queues the admission script on a pipeline (EVALSHA: the
+// caller reloads the scripts and repeats the pipeline on NOSCRIPT) so that a
+// caller can send it in one round trip with other commands. Read the answer
+// with ParseAdmit.
+func (s *Store) QueueAdmit(ctx context.Context, p redis.Pipeliner, r AdmitReq) *redis.Cmd {
+	return admit.EvalSha(ctx, p, []string{s.keys.Rate(), s.keys.SendPause(), s.keys.APISemaphore()}, admitArgs(r)...)
+}
+
+// ParseAdmit reads the answer of a queued admission.
+func ParseAdmit(c *redis.Cmd) (AdmitRes, error) {
+	res, err := c.Int64Slice()
 	if err != nil {
 		return AdmitRes{}, fmt.Errorf("streams: admit REST call: %w", err)
 	}
@@ -163,6 +173,11 @@ func (s *Store) Admit(ctx context.Context, r AdmitReq) (AdmitRes, error) {
 		return AdmitRes{}, fmt.Errorf("streams: admit REST call: unexpected reply %v", res)
 	}
 	return AdmitRes{Code: AdmitCode(res[0]), Wait: time.Duration(res[1]) * time.Millisecond}, nil
+}
+
+// QueueRecordSent queues RecordSent on a pipeline (EVALSHA, as QueueAdmit).
+func (s *Store) QueueRecordSent(ctx context.Context, p redis.Pipeliner, shard int, orig string, seq int, result string, ttl time.Duration) *redis.Cmd {
+	return recordSent.EvalSha(ctx, p, []string{s.keys.Sent(shard, orig)}, seq, result, max(ttl.Milliseconds(), 1))
 }
 
 // ReleaseSlot gives a semaphore slot back. A holder whose lease expired
