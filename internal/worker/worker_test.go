@@ -479,3 +479,24 @@ func TestCrashedFirstAttemptCountsReadAheadDoesNot(t *testing.T) {
 		})
 	}
 }
+
+// A handler that cannot decode the payload returns Unreadable: retrying
+// cannot help, so the entry is parked at once with reason "format".
+func TestUnreadablePayloadParkedAtOnce(t *testing.T) {
+	e := newEnv(t, 1)
+	var calls atomic.Int64
+	e.start("w1", HandlerFunc(func(ctx context.Context, m *Message) error {
+		calls.Add(1)
+		return Unreadable(errors.New("bot: decode message: unexpected end of JSON input"))
+	}), nil) // DLQ_MAX_RETRIES 2: an ordinary error would run three times
+	e.append("conv-x", 0)
+	eventually(t, 5*time.Second, func() bool { return e.c.XLen(context.Background(), e.keys.DLQ(0)).Val() == 1 }, "parked")
+	eventually(t, 5*time.Second, func() bool { return e.pending() == 0 }, "acknowledged with the park")
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("handler ran %d times, want 1", n)
+	}
+	d := e.c.XRange(context.Background(), e.keys.DLQ(0), "-", "+").Val()[0]
+	if d.Values["reason"] != "format" || !strings.Contains(fmt.Sprint(d.Values["err"]), "decode message") {
+		t.Fatalf("dlq entry %v", d.Values)
+	}
+}
