@@ -264,6 +264,7 @@ func (m *leaseManager) release(ctx context.Context, shard int) {
 		defer m.releasing.Done()
 		w := m.w
 		w.reader.remove(shard)
+		w.reader.awaitOut(shard, time.Now().Add(blockFor+time.Second))
 		w.disp.finishShard(shard, time.Now().Add(w.cfg.ShutdownTimeout))
 		w.com.flushShard(shard)
 		m.mu.Lock()

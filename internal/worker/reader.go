@@ -35,6 +35,10 @@ type reader struct {
 	// shortBlock: the store cannot unblock a read (no CLIENT ID), so blocking
 	// reads are short and a new shard set waits at most that long.
 	shortBlock bool
+	// inRead lists the shards of the blocking read in flight (until its
+	// entries are dispatched): a shard is handed over only once no read of
+	// this worker can still deliver its entries (see awaitOut).
+	inRead map[int]bool
 }
 
 // blockFor bounds one blocking read; a wake-up or a new entry ends it sooner.
@@ -200,9 +204,16 @@ func (r *reader) run(ctx context.Context) {
 		if r.shortBlock {
 			block = shortBlockFor
 		}
+		r.mu.Lock()
+		r.inRead = make(map[int]bool, len(owned))
+		for _, n := range owned {
+			r.inRead[n] = true
+		}
+		r.mu.Unlock()
 		res, err := conn.XReadGroup(ctx, &redis.XReadGroupArgs{Group: streams.GroupName, Consumer: streams.OwnerConsumer,
 			Streams: streamsArg, Count: count, Block: block}).Result()
 		if err != nil {
+			r.readEnded()
 			if errors.Is(err, redis.Nil) || ctx.Err() != nil {
 				continue
 			}
@@ -220,6 +231,30 @@ func (r *reader) run(ctx context.Context) {
 			shard := r.shardOf(s.Stream, owned)
 			r.dispatch(shard, s.Messages, true)
 		}
+		r.readEnded()
+	}
+}
+
+func (r *reader) readEnded() {
+	r.mu.Lock()
+	r.inRead = nil
+	r.mu.Unlock()
+}
+
+// awaitOut waits (up to deadline) until no blocking read in flight includes
+// shard. A cooperative release calls it after remove and before giving the
+// lease back: an entry such a read delivered after the next owner had read
+// the shard's pending history would sit in the pending list unseen.
+// Delivered before the hand-over, it is in that history.
+func (r *reader) awaitOut(shard int, deadline time.Time) {
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		in := r.inRead[shard]
+		r.mu.Unlock()
+		if !in {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
 
