@@ -32,6 +32,10 @@ type dispatcher struct {
 	byShard  map[int]int // running entries per shard
 	shardCtx map[int]shardCtx
 	open     map[int]bool // shards whose entries may be queued (held, not being released)
+	// known holds every entry queued or running, by shard, so that the
+	// reader's scan of idle pending entries (reader.adoptOrphans) re-queues
+	// only entries this worker has lost track of.
+	known    map[int]map[string]bool
 	stopping bool
 }
 
@@ -63,7 +67,7 @@ type conv struct {
 }
 
 func newDispatcher(w *Worker) *dispatcher {
-	d := &dispatcher{w: w, convs: map[string]*conv{}, byShard: map[int]int{}, shardCtx: map[int]shardCtx{}, open: map[int]bool{}}
+	d := &dispatcher{w: w, convs: map[string]*conv{}, byShard: map[int]int{}, shardCtx: map[int]shardCtx{}, open: map[int]bool{}, known: map[int]map[string]bool{}}
 	d.work = sync.NewCond(&d.mu)
 	d.room = sync.NewCond(&d.mu)
 	return d
@@ -97,6 +101,15 @@ func (d *dispatcher) enqueue(shard int, m redis.XMessage, fresh bool) {
 		c = &conv{key: key, shard: shard}
 		d.convs[key] = c
 	}
+	kn := d.known[shard]
+	if kn == nil {
+		kn = map[string]bool{}
+		d.known[shard] = kn
+	}
+	if kn[m.ID] {
+		return // queued or running already (a rescan of idle pending entries)
+	}
+	kn[m.ID] = true
 	it := &item{m: m}
 	if fresh {
 		it.attempt = 1
@@ -202,10 +215,14 @@ func (d *dispatcher) finish(c *conv, it *item, out outcome) {
 	d.byShard[c.shard]--
 	c.running = false
 	if d.convs[c.key] != c {
-		// The shard was dropped while this ran: forget the conversation.
+		// The shard was dropped while this ran: forget the conversation
+		// (its known entries went with the drop).
 		d.roomLocked()
 		d.stats()
 		return
+	}
+	if out.retryAfter <= 0 {
+		delete(d.known[c.shard], it.m.ID)
 	}
 	if out.retryAfter > 0 {
 		c.q = append([]*item{it}, c.q...)
@@ -227,6 +244,13 @@ func (d *dispatcher) finish(c *conv, it *item, out outcome) {
 	d.maybeReadyLocked(c)
 	d.roomLocked()
 	d.stats()
+}
+
+// has reports whether an entry is queued or running here.
+func (d *dispatcher) has(shard int, id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.known[shard][id]
 }
 
 // openShard lets entries of a newly acquired shard be queued.
@@ -252,6 +276,7 @@ func (d *dispatcher) dropShard(shard int) {
 }
 
 func (d *dispatcher) dropQueuedLocked(shard int) {
+	delete(d.known, shard) // running entries of a dropped shard end without a commit
 	for k, c := range d.convs {
 		if c.shard != shard {
 			continue

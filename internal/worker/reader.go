@@ -341,7 +341,11 @@ func (r *reader) adoptOrphans(ctx context.Context) {
 			continue
 		}
 		for _, c := range consumers {
-			if c.Name == streams.OwnerConsumer || c.Pending == 0 {
+			if c.Pending == 0 {
+				continue
+			}
+			if c.Name == streams.OwnerConsumer {
+				r.rescanOwn(ctx, n, key)
 				continue
 			}
 			pend, err := w.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: key, Group: streams.GroupName,
@@ -361,6 +365,42 @@ func (r *reader) adoptOrphans(ctx context.Context) {
 			w.stats.Claimed.Add(uint64(len(msgs)))
 			r.dispatch(n, msgs, false)
 		}
+	}
+}
+
+// rescanOwn re-queues the shard's own pending entries that have been idle
+// for CLAIM_MIN_IDLE and that this worker neither queues nor runs: entries a
+// read delivered to this consumer name while the shard was changing hands
+// (ARCHITECTURE §6.4). Handled ones wait for their ack and are not idle that
+// long unless Redis is failing, and then handling them again is at-least-once.
+func (r *reader) rescanOwn(ctx context.Context, shard int, key string) {
+	w := r.w
+	pend, err := w.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: key, Group: streams.GroupName,
+		Idle: w.cfg.ClaimMinIdle, Start: "-", End: "+", Count: 256, Consumer: streams.OwnerConsumer}).Result()
+	if err != nil || len(pend) == 0 {
+		return
+	}
+	var ids []string
+	for _, p := range pend {
+		if !w.disp.has(shard, p.ID) {
+			ids = append(ids, p.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	msgs, err := w.rdb.XClaim(ctx, &redis.XClaimArgs{Stream: key, Group: streams.GroupName,
+		Consumer: streams.OwnerConsumer, MinIdle: w.cfg.ClaimMinIdle, Messages: ids}).Result()
+	if err != nil || len(msgs) == 0 {
+		return
+	}
+	if _, ok := w.leases.get(shard); !ok {
+		return
+	}
+	w.stats.Claimed.Add(uint64(len(msgs)))
+	w.log.Warn("re-queued pending entries of this shard that no handler had", zap.Int("shard", shard), zap.Int("entries", len(msgs)))
+	for _, m := range msgs {
+		w.disp.enqueue(shard, m, false) // not through dispatch: r.last must not move back
 	}
 }
 

@@ -500,3 +500,46 @@ func TestUnreadablePayloadParkedAtOnce(t *testing.T) {
 		t.Fatalf("dlq entry %v", d.Values)
 	}
 }
+
+// An entry delivered to the shard's consumer while nobody handles it (a
+// read that raced with a hand-over) is found by the scan of idle pending
+// entries and handled, once.
+func TestStrandedPendingEntryIsRequeued(t *testing.T) {
+	e := newEnv(t, 1)
+	var mu sync.Mutex
+	got := map[string]int{}
+	w := e.start("w1", HandlerFunc(func(ctx context.Context, m *Message) error {
+		mu.Lock()
+		got[m.Entry.ID]++
+		mu.Unlock()
+		return nil
+	}), func(c *Config) { c.ClaimMinIdle = 300 * time.Millisecond })
+	eventually(t, 5*time.Second, func() bool { return len(w.w.OwnedShards()) == 1 }, "owns the shard")
+	time.Sleep(100 * time.Millisecond) // its history is read; it blocks on ">"
+	// Append and deliver in one transaction: the worker's blocked read is
+	// served only after it, and finds nothing new.
+	ent := streams.Entry{Kind: "message", Conversation: "conv-s", Timestamp: time.Now().UnixMilli(), Payload: payload("conv-s", 0)}
+	var id string
+	_, err := e.c.TxPipelined(context.Background(), func(p redis.Pipeliner) error {
+		p.XAdd(context.Background(), &redis.XAddArgs{Stream: e.keys.Stream(0), Values: ent.Fields()})
+		p.XReadGroup(context.Background(), &redis.XReadGroupArgs{Group: streams.GroupName, Consumer: streams.OwnerConsumer,
+			Streams: []string{e.keys.Stream(0), ">"}, Count: 1, Block: -1})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := e.c.XPending(context.Background(), e.keys.Stream(0), streams.GroupName).Result()
+	if p.Count != 1 {
+		t.Fatalf("pending %d, want the stranded entry", p.Count)
+	}
+	id = p.Lower
+	eventually(t, 5*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return got[id] == 1 }, "the stranded entry handled")
+	eventually(t, 5*time.Second, func() bool { return e.pending() == 0 }, "and acknowledged")
+	time.Sleep(700 * time.Millisecond) // two more scans
+	mu.Lock()
+	defer mu.Unlock()
+	if got[id] != 1 || len(got) != 1 {
+		t.Fatalf("handled %v, want the stranded entry exactly once", got)
+	}
+}
