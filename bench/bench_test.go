@@ -18,10 +18,10 @@ func binDir() string {
 	return "../bin"
 }
 
-// TestShortRun is the short form of `make bench`: every scenario once with a
-// few thousand messages, asserting only that every message was handled (or,
-// for echo, answered), so the harness cannot rot. It asserts no speed.
-func TestShortRun(t *testing.T) {
+// needPipeline skips a test that drives the built binaries when they or
+// redis-server are missing.
+func needPipeline(t *testing.T) {
+	t.Helper()
 	for _, b := range []string{"ingester", "worker", "signal-emulator"} {
 		if _, err := os.Stat(filepath.Join(binDir(), b)); err != nil {
 			t.Skipf("%s not built (%v): run `make build` first, or `make test`, which builds bin/", b, err)
@@ -30,6 +30,13 @@ func TestShortRun(t *testing.T) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Skip("redis-server not on PATH: install it to run the benchmark harness")
 	}
+}
+
+// TestShortRun is the short form of `make bench`: every scenario once with a
+// few thousand messages, asserting only that every message was handled (or,
+// for echo, answered), so the harness cannot rot. It asserts no speed.
+func TestShortRun(t *testing.T) {
+	needPipeline(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	out, err := run(ctx, options{N: 2000, Runs: 1, Convs: 200, Batch: 200, Shards: 16, Bin: binDir(), PacedRate: 1000,
@@ -49,14 +56,7 @@ func TestShortRun(t *testing.T) {
 // processes (handled counters and histograms summed over their /metrics) and
 // the chart of the scrapes.
 func TestShortRunTwoWorkers(t *testing.T) {
-	for _, b := range []string{"ingester", "worker", "signal-emulator"} {
-		if _, err := os.Stat(filepath.Join(binDir(), b)); err != nil {
-			t.Skipf("%s not built (%v): run `make build` first, or `make test`, which builds bin/", b, err)
-		}
-	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not on PATH: install it to run the benchmark harness")
-	}
+	needPipeline(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	out, err := run(ctx, options{N: 2000, Runs: 1, Convs: 200, Batch: 200, Shards: 16, Workers: 2, Bin: binDir(),
