@@ -108,8 +108,9 @@ func (c *committer) add(shard int, lease streams.Lease, id string, recorded bool
 	}
 }
 
-// start records that a first attempt begins unrecorded; the next round
-// writes the shard's started marker. It does not wait for Redis.
+// start records that a first attempt begins unrecorded; it reaches the
+// shard's started marker with the next round, or markerDelay later. It does
+// not wait for Redis.
 func (c *committer) start(shard int, lease streams.Lease, id string) {
 	c.mu.Lock()
 	s := c.started[shard]
@@ -149,7 +150,7 @@ func (c *committer) markerTick() {
 }
 
 // unstart forgets a started entry that got an attempt record or did not
-// count (the marker is rewritten with the next start).
+// count (the next round or marker tick rewrites the marker).
 func (c *committer) unstart(shard int, id string) {
 	c.mu.Lock()
 	if s := c.started[shard]; s != nil {

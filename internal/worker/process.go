@@ -69,20 +69,13 @@ func (w *Worker) process(ctx context.Context, shard int, it *item, infraFails *i
 	} else {
 		delta := 1 // adopted: one more than Redis has
 		if it.attempt > 0 {
-			delta = int(it.attempt - it.recorded)
+			delta = max(int(it.attempt-it.recorded), 0) // 0: already recorded (a refund that failed)
 		}
-		if delta > 0 {
-			att, err = w.att.count(ctx, lease, e.ID, delta)
-			if err != nil {
-				return w.infraOrStale(shard, err, 0, infraFails, "redis")
-			}
-			it.attempt, it.recorded = att.Count, att.Count
-		} else {
-			att, err = w.att.count(ctx, lease, e.ID, 0)
-			if err != nil {
-				return w.infraOrStale(shard, err, 0, infraFails, "redis")
-			}
+		att, err = w.att.count(ctx, lease, e.ID, delta)
+		if err != nil {
+			return w.infraOrStale(shard, err, 0, infraFails, "redis")
 		}
+		it.attempt, it.recorded = att.Count, att.Count
 		if att.Count > int64(1+w.cfg.MaxRetries) {
 			// The budget was spent by attempts that never reported (a crash, or a
 			// park that failed): park without running the handler again.
