@@ -38,6 +38,7 @@ func main() {
 	prof := flag.Bool("pprof", false, "take 5 s CPU profiles of the ingester and the worker during an extra no-op run (DEBUG_PPROF=true); see -pprof-scenario")
 	profSc := flag.String("pprof-scenario", "noop", "scenario of the -pprof run: noop, or echo (then the emulator's CPU is profiled too, over its whole run, with --cpu-profile)")
 	profN := flag.Int("pprof-n", 150000, "messages of the -pprof run (enough to keep traffic flowing for the 5 s profile)")
+	env := flag.String("env", "", "comma-separated KEY=VALUE settings added to the environment of the ingester and worker processes (e.g. GOGC=200), for experiments; the report lists them")
 	timeout := flag.Duration("timeout", 9*time.Minute, "give up after this long (-full: 40m unless given)")
 	flag.Parse()
 	set := map[string]bool{}
@@ -68,7 +69,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -pprof-scenario must be noop or echo")
 		os.Exit(2)
 	}
-	res, err := run(ctx, options{N: *n, Runs: *runs, Convs: *convs, Batch: *batch, Shards: *shards, Workers: *workers, Bin: *bin, Idle: *idle,
+	var extraEnv []string
+	for _, kv := range strings.Split(*env, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		if !strings.Contains(kv, "=") {
+			fmt.Fprintf(os.Stderr, "bench: -env %q: want KEY=VALUE\n", kv)
+			os.Exit(2)
+		}
+		extraEnv = append(extraEnv, kv)
+	}
+	res, err := run(ctx, options{Env: extraEnv, N: *n, Runs: *runs, Convs: *convs, Batch: *batch, Shards: *shards, Workers: *workers, Bin: *bin, Idle: *idle,
 		PacedRate: *paced, Queue: *queue, Scenarios: scenarios, Matrix: *full, MatrixIdle: *matrixIdle, Sample: *timeline,
 		Pprof: *prof, PprofN: *profN, PprofEcho: *profSc == "echo", Stamp: stamp})
 	if err != nil {
@@ -109,6 +121,7 @@ type options struct {
 	PprofN                        int           // messages of that run
 	PprofEcho                     bool          // the profile run is an echo run (the emulator is profiled too)
 	Stamp                         string        // results file name stem; the markdown links <Stamp>-timeline.png
+	Env                           []string      // extra KEY=VALUE settings of the signal-client processes
 }
 
 // output is the report and the files that go next to it (results/<stamp><Suffix>).
@@ -164,11 +177,11 @@ func run(ctx context.Context, opts options) (output, error) {
 			case "asynq":
 				res, err = runAsynq(ctx, rs, opts.N)
 			case "noop", "echo":
-				res, err = runPipeline(ctx, rs, pipelineConfig{Bin: bin, Dir: rdir, N: opts.N, Convs: opts.Convs, Workers: opts.Workers,
+				res, err = runPipeline(ctx, rs, pipelineConfig{Env: opts.Env, Bin: bin, Dir: rdir, N: opts.N, Convs: opts.Convs, Workers: opts.Workers,
 					Echo: sc == "echo", Batch: opts.Batch, Shards: opts.Shards, Idle: opts.Idle, Queue: opts.Queue, Sample: sample})
 			case "noop-paced", "echo-paced":
 				// Latency at a steady opts.PacedRate: 5 s of traffic, 10 frames per call.
-				res, err = runPipeline(ctx, rs, pipelineConfig{Bin: bin, Dir: rdir, N: min(opts.N, 5*opts.PacedRate), Convs: opts.Convs,
+				res, err = runPipeline(ctx, rs, pipelineConfig{Env: opts.Env, Bin: bin, Dir: rdir, N: min(opts.N, 5*opts.PacedRate), Convs: opts.Convs,
 					Workers: opts.Workers, Echo: sc == "echo-paced", Batch: 10, Shards: opts.Shards, Rate: opts.PacedRate, Queue: opts.Queue})
 			default:
 				return o, fmt.Errorf("bench: unknown scenario %q: use raw, asynq, noop, echo, noop-paced or echo-paced", sc)
@@ -208,7 +221,7 @@ func run(ctx context.Context, opts options) (output, error) {
 			return o, err
 		}
 		const secs = 5 * time.Second
-		res, err := runPipeline(ctx, rs, pipelineConfig{Bin: bin, Dir: rdir, N: opts.PprofN, Convs: opts.Convs, Workers: opts.Workers,
+		res, err := runPipeline(ctx, rs, pipelineConfig{Env: opts.Env, Bin: bin, Dir: rdir, N: opts.PprofN, Convs: opts.Convs, Workers: opts.Workers,
 			Batch: opts.Batch, Shards: opts.Shards, Queue: opts.Queue, Pprof: secs, Echo: opts.PprofEcho})
 		if err != nil {
 			return o, fmt.Errorf("bench: pprof run: %w", err)
@@ -306,6 +319,9 @@ func report(opts options, order []string, med map[string]result) string {
 	}
 	fmt.Fprintf(&b, "Runs: %d per scenario, medians of each figure; %d messages per run; signal-client: %d conversations, WORKER_SHARD_COUNT=%d, one ingester (QUEUE_SIZE=%s), %s (default QUEUE_SIZE), RATE_LIMIT=0; unpaced bursts are staged in the emulator before the clock starts and released with one call.\n\n",
 		opts.Runs, opts.N, opts.Convs, opts.Shards, queue, wrk)
+	if len(opts.Env) > 0 {
+		fmt.Fprintf(&b, "Extra environment of the signal-client processes (-env): `%s`.\n\n", strings.Join(opts.Env, " "))
+	}
 	if len(order) == 0 {
 		return b.String()
 	}

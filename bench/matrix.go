@@ -95,7 +95,7 @@ func runMatrix(ctx context.Context, rs *redisServer, bin, dir string, opts optio
 	for _, c := range matrixCells(matrixAxes(opts.N)) {
 		var bursts, paced []result
 		for r := 0; r < opts.Runs; r++ {
-			base := pipelineConfig{Bin: bin, N: c.N, Convs: c.Convs, Batch: opts.Batch,
+			base := pipelineConfig{Env: opts.Env, Bin: bin, N: c.N, Convs: c.Convs, Batch: opts.Batch,
 				Shards: c.Shards, Workers: c.Workers, Idle: opts.MatrixIdle, Queue: opts.Queue}
 			base.Dir = filepath.Join(dir, fmt.Sprintf("matrix-s%d-c%d-w%d-n%d-%d", c.Shards, c.Convs, c.Workers, c.N, r))
 			if err := os.MkdirAll(base.Dir, 0o755); err != nil {

@@ -47,6 +47,7 @@ type pipelineConfig struct {
 	// CPU profile of this length from the ingester and the first worker,
 	// starting with the first injection (result.Profiles).
 	Pprof time.Duration
+	Env   []string // extra KEY=VALUE settings of the ingester and the workers
 }
 
 func (c pipelineConfig) workers() int { return max(c.Workers, 1) }
@@ -96,6 +97,7 @@ func runPipeline(ctx context.Context, rs *redisServer, cfg pipelineConfig) (resu
 	if cfg.Pprof > 0 {
 		common = append(common, "DEBUG_PPROF=true")
 	}
+	common = append(common, cfg.Env...)
 	// The worker runs with its default QUEUE_SIZE (its read-ahead, 1000), the
 	// setting whose throughput and RSS issue 7 asks about. The ingester gets
 	// room for the whole burst: with its default hand-off (1000) it drops most

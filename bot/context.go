@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/signal-client/signal-client/internal/lazyctx"
 	"github.com/signal-client/signal-client/internal/signal"
 )
 
@@ -24,8 +25,7 @@ import (
 // recorded result (see the package documentation). A Context may be used
 // from goroutines the handler starts, but only until the handler returns.
 type Context struct {
-	ctx    context.Context
-	cancel context.CancelCauseFunc
+	ctx    *lazyctx.Context
 	u      *Update
 	router *Router
 	route  *Route
@@ -68,7 +68,9 @@ func (r *Router) newContext(ctx context.Context, u *Update) (*Context, error) {
 		}
 		u.Frame = f
 	}
-	cctx, cancel := context.WithCancelCause(ctx)
+	// Lazy: a handler that never waits on its context costs no cancel
+	// context of its own (lazyctx).
+	cctx := lazyctx.New(ctx, time.Time{})
 	self := u.Self
 	if r.self.Number != "" {
 		self.Number = r.self.Number
@@ -79,7 +81,7 @@ func (r *Router) newContext(ctx context.Context, u *Update) (*Context, error) {
 	s := f.Sender()
 	cv := f.Conversation()
 	c := &Context{
-		ctx: cctx, cancel: cancel, u: u, router: r, frame: f, event: eventOf(f), self: self,
+		ctx: cctx, u: u, router: r, frame: f, event: eventOf(f), self: self,
 		sender: Sender{UUID: s.UUID, Number: s.Number, Name: s.Name, Device: s.Device},
 		conv:   Conversation{Key: cv.Key, IsGroup: cv.IsGroup, GroupInternalID: cv.GroupID, Recipient: cv.Recipient},
 		text:   f.Text(),
@@ -121,7 +123,7 @@ func (c *Context) finish() {
 		e.release(c)
 	}
 	c.wg.Wait()
-	c.cancel(context.Canceled)
+	c.ctx.Cancel(context.Canceled)
 }
 
 // context.Context

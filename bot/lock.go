@@ -102,7 +102,7 @@ func (e *lockEntry) refresh(c *Context, ttl time.Duration) {
 			last = time.Now()
 		case errors.Is(err, ErrLockLost) || time.Since(last) >= ttl:
 			c.Log().Warn("lock lost while the handler ran; cancelling it", zap.Error(err))
-			c.cancel(ErrLockLost)
+			c.ctx.Cancel(ErrLockLost)
 			return
 		}
 	}

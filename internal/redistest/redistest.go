@@ -265,3 +265,27 @@ func Main(m M, srv **Server) {
 	s.Close()
 	os.Exit(code)
 }
+
+// CPUSeconds is the server's own CPU time so far (user + system, from INFO
+// cpu), so a benchmark can report how much of its cost is Redis's.
+func (s *Server) CPUSeconds(ctx context.Context) (float64, error) {
+	c := s.Client()
+	defer c.Close()
+	info, err := c.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redistest: info cpu: %w", err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || (k != "used_cpu_user" && k != "used_cpu_sys") {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, fmt.Errorf("redistest: info cpu %s=%q: %w", k, v, err)
+		}
+		total += f
+	}
+	return total, nil
+}

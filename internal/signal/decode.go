@@ -94,9 +94,11 @@ type Decoder struct {
 	// Bound whole request bodies at the transport (websocket read limit,
 	// http.MaxBytesReader): this check runs after they are in memory.
 	MaxFrameBytes int
-	// ShareRaw makes Frame.Raw the input itself instead of a copy, for a
-	// caller that never changes the input while it uses the frame (the
-	// ingester, which appends those very bytes).
+	// ShareRaw makes Frame.Raw, and the frame's strings where it can, parts
+	// of the input itself instead of a copy, for a caller that never changes
+	// the input while it or anything it hands on uses the frame (the
+	// ingester, which appends those very bytes; the worker, whose payload is
+	// a read-only view of the Redis reply).
 	ShareRaw bool
 }
 
@@ -135,7 +137,7 @@ func (d Decoder) decode(raw []byte) (*Frame, error) {
 	if !utf8.Valid(raw) {
 		return nil, ErrInvalidUTF8
 	}
-	if f, ok := decodeSubset(raw); ok {
+	if f, ok := decodeSubset(raw, d.ShareRaw); ok {
 		// The common shape, decoded exactly as below would (subset.go).
 		f.Raw = raw
 		if !d.ShareRaw {

@@ -18,7 +18,7 @@ func checkSubset(t *testing.T, raw []byte) (accepted bool) {
 	if len(bytes.TrimSpace(raw)) == 0 || !utf8.Valid(raw) {
 		return false
 	}
-	got, ok := decodeSubset(raw)
+	got, ok := decodeSubset(raw, false)
 	if !ok {
 		return false
 	}
@@ -32,10 +32,26 @@ func checkSubset(t *testing.T, raw []byte) (accepted bool) {
 	if !reflect.DeepEqual(got.Envelope, want.Envelope) || got.Account != want.Account || got.Type != FrameWrapper {
 		t.Fatalf("subset differs from encoding/json for %q:\nsubset %#v\nstd    %#v", raw, got.Envelope, want.Envelope)
 	}
-	// And the full decoder (with the subset inside) agrees with the one without it.
-	full, err := Decode(raw)
-	if err != nil || !reflect.DeepEqual(full.Envelope, want.Envelope) || !bytes.Equal(full.Raw, raw) {
-		t.Fatalf("Decode of %q: %v %#v", raw, err, full)
+	// And the full decoder (with the subset inside) agrees with the one
+	// without it, also when it shares the input's bytes.
+	for _, d := range []Decoder{{}, {ShareRaw: true}} {
+		in := bytes.Clone(raw)
+		full, err := d.Decode(in)
+		if err != nil || !reflect.DeepEqual(full.Envelope, want.Envelope) || !bytes.Equal(full.Raw, raw) {
+			t.Fatalf("Decode (ShareRaw %v) of %q: %v %#v", d.ShareRaw, raw, err, full)
+		}
+		// A shared frame's strings are views of the input; a copied one's are not.
+		for i := range in {
+			in[i] = 0
+		}
+		changed := !reflect.DeepEqual(full.Envelope, want.Envelope)
+		sender := want.Envelope.SourceUUID+want.Envelope.Source+want.Envelope.SourceNumber != ""
+		if d.ShareRaw && sender && !changed {
+			t.Fatalf("Decode (ShareRaw) of %q: the frame's strings are copies, not views of the input", raw)
+		}
+		if !d.ShareRaw && changed {
+			t.Fatalf("Decode of %q: the frame changed with its input: %#v", raw, full.Envelope)
+		}
 	}
 	return true
 }
@@ -103,7 +119,7 @@ func TestSubsetMatchesEncodingJSON(t *testing.T) {
 	// Declines what it must.
 	for _, s := range []string{`{"envelope":{"timestamp":1.0}}`, `{"envelope":{"Timestamp":1}}`, `{"envelope":{"timestamp":1,"timestamp":2}}`,
 		`{"envelope":{"sourceName":"a\"b"}}`, `{"envelope":{},"exception":{}}`, `{"envelope":null}`, `{"envelope":{"dataMessage":{"mentions":{}}}}`} {
-		if _, ok := decodeSubset([]byte(s)); ok {
+		if _, ok := decodeSubset([]byte(s), false); ok {
 			t.Errorf("subset accepted %s", s)
 		}
 	}
@@ -126,7 +142,7 @@ func FuzzSubset(f *testing.F) {
 		go func() {
 			defer close(done)
 			if len(bytes.TrimSpace(raw)) > 0 && utf8.Valid(raw) {
-				decodeSubset(raw)
+				decodeSubset(raw, false)
 			}
 		}()
 		select {
@@ -143,13 +159,22 @@ func BenchmarkDecodeSubset(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, ok := decodeSubset(raw); !ok {
+	if _, ok := decodeSubset(raw, false); !ok {
 		b.Fatal("fixture not in the subset")
 	}
 	b.Run("Decode", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			if _, err := Decode(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Decode shared", func(b *testing.B) {
+		b.ReportAllocs()
+		d := Decoder{ShareRaw: true}
+		for i := 0; i < b.N; i++ {
+			if _, err := d.Decode(raw); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/signal-client/signal-client/internal/lazyctx"
 	"github.com/signal-client/signal-client/internal/streams"
 )
 
@@ -88,9 +89,10 @@ func (w *Worker) process(ctx context.Context, shard int, it *item, infraFails *i
 	if w.obs.EndToEnd != nil && e.Timestamp > 0 && att.Count == 1 {
 		w.obs.EndToEnd(time.Since(time.UnixMilli(e.Timestamp)))
 	}
-	hctx, cancel := context.WithTimeout(ctx, w.cfg.HandlerTimeout)
+	// Lazy: a handler that never waits on its context costs no timer.
+	hctx := lazyctx.New(ctx, msg.Started.Add(w.cfg.HandlerTimeout))
 	herr, reason := w.call(hctx, msg)
-	cancel()
+	hctx.Cancel(nil)
 	dur := time.Since(msg.Started)
 
 	if herr == nil {

@@ -36,6 +36,8 @@ type Message struct {
 	frame *signal.Frame
 }
 
+var sharedDecoder = signal.Decoder{ShareRaw: true}
+
 // Decode returns the entry's decoded frame, decoding it on the first call.
 // A handler that cannot decode it should return Unreadable(err): the entry
 // is parked at once (reason "format"), since retrying cannot help.
@@ -43,7 +45,9 @@ func (m *Message) Decode() (*signal.Frame, error) {
 	if m.frame != nil {
 		return m.frame, nil
 	}
-	f, err := signal.Decode(m.Entry.Payload)
+	// The payload is a read-only view of the Redis reply, so the frame may
+	// share its bytes instead of copying them.
+	f, err := sharedDecoder.Decode(m.Entry.Payload)
 	if err != nil {
 		return nil, err
 	}
