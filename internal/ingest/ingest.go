@@ -245,7 +245,7 @@ func (in *Ingester) acceptAll(frames []receive.Frame) {
 	workers := runtime.GOMAXPROCS(0)
 	if len(frames) < 32 || workers < 2 {
 		for i, f := range frames {
-			items[i] = in.classify(f.Data, f.ReceivedAt)
+			in.classifyInto(&items[i], f.Data, f.ReceivedAt)
 		}
 	} else {
 		var wg sync.WaitGroup
@@ -256,7 +256,7 @@ func (in *Ingester) acceptAll(frames []receive.Frame) {
 			go func() {
 				defer wg.Done()
 				for i := lo; i < hi; i++ {
-					items[i] = in.classify(frames[i].Data, frames[i].ReceivedAt)
+					in.classifyInto(&items[i], frames[i].Data, frames[i].ReceivedAt)
 				}
 			}()
 		}
@@ -364,35 +364,43 @@ func (in *Ingester) roomLocked(progress bool) {
 	in.room = make(chan struct{})
 }
 
+// classify decodes one frame into the item it becomes.
 func (in *Ingester) classify(raw []byte, at time.Time) item {
-	it := item{raw: raw, receivedAt: at, standby: !in.role.IsLeader()}
+	var it item
+	in.classifyInto(&it, raw, at)
+	return it
+}
+
+// classifyInto is classify writing into *it (an item is a few hundred bytes;
+// acceptAll fills its slice in place instead of copying each one).
+func (in *Ingester) classifyInto(it *item, raw []byte, at time.Time) {
+	*it = item{raw: raw, receivedAt: at, standby: !in.role.IsLeader()}
 	f, err := in.dec.Decode(raw)
-	quarantine := func(reason, detail string, keep []byte) item {
-		it.q = &streams.QuarantineEntry{Reason: reason, Detail: detail, Payload: keep, Size: len(raw),
-			ReceivedAt: at.UnixMilli(), Ingester: in.cfg.Instance}
-		it.qDigest = signal.RawDigest(raw)
-		return it
-	}
 	switch {
 	case errors.Is(err, signal.ErrTooLarge):
 		keep := raw
 		if len(keep) > 4096 {
 			keep = keep[:4096]
 		}
-		return quarantine("oversize", fmt.Sprintf("frame of %d bytes exceeds MAX_FRAME_BYTES=%d", len(raw), in.cfg.MaxFrameBytes), keep)
+		in.quarantine(it, "oversize", fmt.Sprintf("frame of %d bytes exceeds MAX_FRAME_BYTES=%d", len(raw), in.cfg.MaxFrameBytes), keep)
+		return
 	case err != nil:
-		return quarantine("malformed", err.Error(), raw)
+		in.quarantine(it, "malformed", err.Error(), raw)
+		return
 	}
 	kind := f.Kind()
 	switch kind {
 	case signal.KindError:
-		return quarantine("upstream_error", "error frame from signal-cli-rest-api", raw)
+		in.quarantine(it, "upstream_error", "error frame from signal-cli-rest-api", raw)
+		return
 	case signal.KindException:
-		return quarantine("exception", "signal-cli could not process this envelope", raw)
+		in.quarantine(it, "exception", "signal-cli could not process this envelope", raw)
+		return
 	}
 	conv := f.Conversation()
 	if kind == signal.KindUnknown || conv.Key == "" {
-		return quarantine("unknown", "frame of kind "+string(kind)+" without a conversation", raw)
+		in.quarantine(it, "unknown", "frame of kind "+string(kind)+" without a conversation", raw)
+		return
 	}
 	var identity string
 	if id, ok := f.Identity(); ok {
@@ -410,7 +418,13 @@ func (in *Ingester) classify(raw []byte, at time.Time) item {
 		Entry: streams.Entry{Kind: string(kind), Conversation: conv.Key, Timestamp: ts,
 			ReceivedAt: at.UnixMilli(), Ingester: in.cfg.Instance, Payload: raw},
 	}
-	return it
+}
+
+// quarantine makes it a quarantine entry of the given reason.
+func (in *Ingester) quarantine(it *item, reason, detail string, keep []byte) {
+	it.q = &streams.QuarantineEntry{Reason: reason, Detail: detail, Payload: keep, Size: len(it.raw),
+		ReceivedAt: it.receivedAt.UnixMilli(), Ingester: in.cfg.Instance}
+	it.qDigest = signal.RawDigest(it.raw)
 }
 
 // enqueueLocked puts an item on the due queue, or in the spool while spooling.
