@@ -1,9 +1,6 @@
 package signal
 
-import (
-	"strings"
-	"unsafe"
-)
+import "unsafe"
 
 // A fast path for the most common frame shape: a wrapper whose envelope
 // carries only the sender fields, the timestamps and a plain dataMessage
@@ -77,19 +74,20 @@ func (p *subsetParser) str() (string, bool) {
 	if !p.lit('"') {
 		return "", false
 	}
-	start := p.pos
-	end := strings.IndexByte(p.s[start:], '"')
-	if end < 0 {
-		return "", false
-	}
-	v := p.s[start : start+end]
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c == '\\' || c < 0x20 {
+	// One pass: the strings of a frame are short, so a byte loop beats
+	// IndexByte followed by a second scan for escapes.
+	s := p.s
+	for i := p.pos; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			v := s[p.pos:i]
+			p.pos = i + 1
+			return v, true
+		case c == '\\' || c < 0x20:
 			return "", false
 		}
 	}
-	p.pos = start + end + 1
-	return v, true
+	return "", false
 }
 
 // nullableStr reads a string or null ("" then, as the full decoder leaves
