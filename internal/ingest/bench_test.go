@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,40 +31,13 @@ func benchFrames(n int) [][]byte {
 	return out
 }
 
-// cpuMeter reports, per message, the CPU time Redis and this process spent
-// over the timed part of a benchmark: the split says which side is the limit.
-type cpuMeter struct{ redis, self float64 }
-
-func processCPU() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-func startCPU(b *testing.B) cpuMeter {
-	r, err := srv.CPUSeconds(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	return cpuMeter{redis: r, self: processCPU()}
-}
-
-func (m cpuMeter) report(b *testing.B) {
-	r, err := srv.CPUSeconds(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric((r-m.redis)*1e6/float64(b.N), "redis-µs/msg")
-	b.ReportMetric((processCPU()-m.self)*1e6/float64(b.N), "go-µs/msg")
-}
-
 func BenchmarkAppendRawXADD(b *testing.B) {
 	c := srv.Client()
 	defer c.Close()
 	frames := benchFrames(b.N)
 	ctx := context.Background()
 	prefix := fmt.Sprintf("raw%d", time.Now().UnixNano())
-	cpu := startCPU(b)
+	cpu := srv.StartCPU(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i += 256 {
 		pipe := c.Pipeline()
@@ -77,7 +49,7 @@ func BenchmarkAppendRawXADD(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	cpu.report(b)
+	cpu.Report(b, b.N)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	c.FlushAll(ctx)
 }
@@ -94,7 +66,7 @@ func BenchmarkAppendIngest(b *testing.B) {
 	ch := make(chan receive.Frame, b.N)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	cpu := startCPU(b)
+	cpu := srv.StartCPU(b)
 	b.ResetTimer()
 	go func() {
 		defer close(done)
@@ -110,7 +82,7 @@ func BenchmarkAppendIngest(b *testing.B) {
 		time.Sleep(200 * time.Microsecond)
 	}
 	b.StopTimer()
-	cpu.report(b)
+	cpu.Report(b, b.N)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(float64(b.N)/float64(in.Stats().Batches.Load()), "msgs/batch")
 	cancel()

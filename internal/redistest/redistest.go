@@ -266,6 +266,46 @@ func Main(m M, srv **Server) {
 	os.Exit(code)
 }
 
+// CPUMeter measures, for a benchmark, the CPU time the server and this
+// process spend per message between StartCPU and Report: the split says
+// which side is the limit.
+type CPUMeter struct {
+	s           *Server
+	redis, self float64
+}
+
+// Bench is the part of testing.B that CPUMeter needs.
+type Bench interface {
+	Fatalf(format string, args ...any)
+	ReportMetric(n float64, unit string)
+}
+
+// StartCPU starts a CPUMeter.
+func (s *Server) StartCPU(b Bench) CPUMeter {
+	r, err := s.CPUSeconds(context.Background())
+	if err != nil {
+		b.Fatalf("%v", err)
+	}
+	return CPUMeter{s: s, redis: r, self: processCPU()}
+}
+
+// Report reports the CPU since StartCPU per message of n as redis-µs/msg
+// and go-µs/msg.
+func (m CPUMeter) Report(b Bench, n int) {
+	r, err := m.s.CPUSeconds(context.Background())
+	if err != nil {
+		b.Fatalf("%v", err)
+	}
+	b.ReportMetric((r-m.redis)*1e6/float64(n), "redis-µs/msg")
+	b.ReportMetric((processCPU()-m.self)*1e6/float64(n), "go-µs/msg")
+}
+
+func processCPU() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
 // CPUSeconds is the server's own CPU time so far (user + system, from INFO
 // cpu), so a benchmark can report how much of its cost is Redis's.
 func (s *Server) CPUSeconds(ctx context.Context) (float64, error) {

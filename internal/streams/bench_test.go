@@ -17,10 +17,7 @@ func BenchmarkAppendBatch(b *testing.B) {
 	s := NewStore(c, k, 16)
 	payload := []byte(strings.Repeat("x", 400))
 	ctx := context.Background()
-	r0, err := srv.CPUSeconds(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
+	cpu := srv.StartCPU(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i += 1024 {
 		var reqs []Append
@@ -32,10 +29,6 @@ func BenchmarkAppendBatch(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	r1, err := srv.CPUSeconds(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric((r1-r0)*1e6/float64(b.N), "redis-µs/msg")
+	cpu.Report(b, b.N)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
