@@ -157,9 +157,12 @@ func run(ctx context.Context, opts options) (output, error) {
 	all := map[string][]result{}
 	var order []string
 	var series []timelineSeries
-	for _, sc := range opts.Scenarios {
-		sc = strings.TrimSpace(sc)
-		for r := 0; r < opts.Runs; r++ {
+	// Round-robin (raw, no-op, ..., raw, no-op, ...), not every run of one
+	// scenario in a row: on a shared machine the load drifts within minutes,
+	// and a ratio is only fair between runs made side by side.
+	for r := 0; r < opts.Runs; r++ {
+		for _, sc := range opts.Scenarios {
+			sc = strings.TrimSpace(sc)
 			rdir := filepath.Join(dir, fmt.Sprintf("%s-%d", sc, r))
 			if err := os.MkdirAll(rdir, 0o755); err != nil {
 				return o, err
@@ -204,7 +207,7 @@ func run(ctx context.Context, opts options) (output, error) {
 		med[sc] = median(all[sc])
 	}
 	var b strings.Builder
-	b.WriteString(report(opts, order, med))
+	b.WriteString(report(opts, order, med, roundRatios(all)))
 	if len(series) > 0 {
 		png, err := renderTimeline(series, opts.Sample.String())
 		if err != nil {
@@ -305,7 +308,46 @@ func median(rs []result) result {
 	return m
 }
 
-func report(opts options, order []string, med map[string]result) string {
+// roundRatios returns, per scenario and per baseline (raw, asynq), the ratio
+// of the scenario's rate to the baseline's in each round of the run (runs
+// made side by side); paced runs, whose rate is the pace, have none.
+func roundRatios(all map[string][]result) map[string]map[string][]float64 {
+	out := map[string]map[string][]float64{}
+	for sc, rs := range all {
+		for _, base := range []string{"raw", "asynq"} {
+			bs, ok := all[base]
+			if !ok {
+				continue
+			}
+			for r := range min(len(rs), len(bs)) {
+				if strings.Contains(rs[r].Scenario, " @ ") || rs[r].Rate <= 0 || bs[r].Rate <= 0 {
+					continue
+				}
+				if out[sc] == nil {
+					out[sc] = map[string][]float64{}
+				}
+				out[sc][base] = append(out[sc][base], rs[r].Rate/bs[r].Rate)
+			}
+		}
+	}
+	return out
+}
+
+// medianOf is the median of xs (the mean of the middle two for an even count).
+func medianOf(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func report(opts options, order []string, med map[string]result, ratios map[string]map[string][]float64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## signal-client benchmark, %s\n\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %s, %s, %s/%s.  \n", runtime.NumCPU(), cpuModel(), redisVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
@@ -317,7 +359,7 @@ func report(opts options, order []string, med map[string]result) string {
 	if opts.Queue > 0 {
 		queue = fmt.Sprint(opts.Queue)
 	}
-	fmt.Fprintf(&b, "Runs: %d per scenario, medians of each figure; %d messages per run; signal-client: %d conversations, WORKER_SHARD_COUNT=%d, one ingester (QUEUE_SIZE=%s), %s (default QUEUE_SIZE), RATE_LIMIT=0; unpaced bursts are staged in the emulator before the clock starts and released with one call.\n\n",
+	fmt.Fprintf(&b, "Runs: %d per scenario, round-robin over the scenarios; medians of each figure, and the ratios are the medians of each round's ratio; %d messages per run; signal-client: %d conversations, WORKER_SHARD_COUNT=%d, one ingester (QUEUE_SIZE=%s), %s (default QUEUE_SIZE), RATE_LIMIT=0; unpaced bursts are staged in the emulator before the clock starts and released with one call.\n\n",
 		opts.Runs, opts.N, opts.Convs, opts.Shards, queue, wrk)
 	if len(opts.Env) > 0 {
 		fmt.Fprintf(&b, "Extra environment of the signal-client processes (-env): `%s`.\n\n", strings.Join(opts.Env, " "))
@@ -327,7 +369,10 @@ func report(opts options, order []string, med map[string]result) string {
 	}
 	b.WriteString("| scenario | msgs/s | × raw | × asynq | p50 | p99 | max | CPU s (per process) | peak RSS MiB (per process) |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---|---|\n")
-	ratio := func(r float64, base string) string {
+	ratio := func(sc string, r float64, base string) string {
+		if rs := ratios[sc][base]; len(rs) > 0 && r > 0 {
+			return fmt.Sprintf("%.2f", medianOf(rs))
+		}
 		if x, ok := med[base]; ok && x.Rate > 0 && r > 0 {
 			return fmt.Sprintf("%.2f", r/x.Rate)
 		}
@@ -344,8 +389,23 @@ func report(opts options, order []string, med map[string]result) string {
 		if strings.Contains(r.Scenario, " @ ") {
 			cmp = 0 // a paced run's rate is the pace, not a capacity: no ratio
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", r.Scenario, r.Rate, ratio(cmp, "raw"), ratio(cmp, "asynq"),
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", r.Scenario, r.Rate, ratio(sc, cmp, "raw"), ratio(sc, cmp, "asynq"),
 			ms(r.P50), ms(r.P99), ms(r.Max), strings.Join(cpu, ", "), strings.Join(rss, ", "))
+	}
+	var per []string
+	for _, sc := range order {
+		rs := ratios[sc]["raw"]
+		if sc == "raw" || len(rs) < 2 {
+			continue
+		}
+		xs := make([]string, len(rs))
+		for i, x := range rs {
+			xs[i] = fmt.Sprintf("%.2f", x)
+		}
+		per = append(per, fmt.Sprintf("%s %s", med[sc].Scenario, strings.Join(xs, " ")))
+	}
+	if len(per) > 0 {
+		fmt.Fprintf(&b, "\n× raw in each round (the column is their median): %s.\n", strings.Join(per, "; "))
 	}
 	b.WriteString("\nLatency measured:\n\n")
 	for _, sc := range order {

@@ -212,30 +212,21 @@ func (s *Store) ImportEntries(ctx context.Context, reqs []ImportReq, markerTTL t
 		return nil, nil
 	}
 	ttl := strconv.FormatInt(markerTTL.Milliseconds(), 10)
-	run := func() ([]*redis.Cmd, error) {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(reqs))
-		for i, r := range reqs {
-			var keys []string
-			if r.Shard < 0 {
-				keys = []string{s.keys.Quarantine(), s.keys.QuarantineImportMark(r.Digest)}
-			} else {
-				keys = []string{s.keys.DLQ(r.Shard), s.keys.DLQImportMark(r.Shard, r.Digest)}
-			}
-			args := make([]any, 0, 4+len(r.Fields))
-			args = append(args, ttl, r.ProbeID, r.ProbeField, r.ProbeValue)
-			args = append(args, r.Fields...)
-			cmds[i] = importEntry.EvalSha(ctx, pipe, keys, args...)
+	cmds, err := s.evalPipelined(ctx, len(reqs), func(pipe redis.Pipeliner, i int) *redis.Cmd {
+		r := reqs[i]
+		var keys []string
+		if r.Shard < 0 {
+			keys = []string{s.keys.Quarantine(), s.keys.QuarantineImportMark(r.Digest)}
+		} else {
+			keys = []string{s.keys.DLQ(r.Shard), s.keys.DLQImportMark(r.Shard, r.Digest)}
 		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
-	}
-	cmds, err := run()
-	if isNoScript(err) || anyNoScript(cmds) {
-		if lerr := LoadScripts(ctx, s.rdb); lerr != nil {
-			return nil, lerr
-		}
-		cmds, err = run()
+		args := make([]any, 0, 4+len(r.Fields))
+		args = append(args, ttl, r.ProbeID, r.ProbeField, r.ProbeValue)
+		args = append(args, r.Fields...)
+		return importEntry.EvalSha(ctx, pipe, keys, args...)
+	})
+	if cmds == nil {
+		return nil, fmt.Errorf("streams: import: %w", err)
 	}
 	out := make([]ImportRes, len(reqs))
 	allFailed := err != nil

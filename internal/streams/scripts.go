@@ -170,26 +170,37 @@ var ErrShardCountMismatch = errors.New("shard count mismatch")
 
 // evalPipelined runs n script calls, built by call, in one pipelined round
 // trip of EVALSHA. When Redis answers NOSCRIPT (after a restart or a SCRIPT
-// FLUSH) it loads every script and tries once more: a call answered NOSCRIPT
-// did not run, so nothing runs twice. It returns nil commands only when the
-// scripts could not be loaded; otherwise per-command errors are in the
-// commands and err is the pipeline's.
+// FLUSH) it loads every script and runs again only the calls answered
+// NOSCRIPT: they did not run, and the others did (another process's reload
+// can land in the middle of this pipeline), so nothing runs twice. It returns
+// nil commands only when the scripts could not be loaded; otherwise
+// per-command errors are in the commands and err is the pipeline's last.
 func (s *Store) evalPipelined(ctx context.Context, n int, call func(pipe redis.Pipeliner, i int) *redis.Cmd) ([]*redis.Cmd, error) {
-	run := func() ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, n)
+	run := func(which []int) error {
 		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, n)
-		for i := range cmds {
+		for _, i := range which {
 			cmds[i] = call(pipe, i)
 		}
 		_, err := pipe.Exec(ctx)
-		return cmds, err
+		return err
 	}
-	cmds, err := run()
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	err := run(all)
 	if isNoScript(err) || anyNoScript(cmds) {
 		if lerr := LoadScripts(ctx, s.rdb); lerr != nil {
 			return nil, lerr
 		}
-		cmds, err = run()
+		var refused []int
+		for i, c := range cmds {
+			if isNoScript(c.Err()) {
+				refused = append(refused, i)
+			}
+		}
+		err = run(refused)
 	}
 	return cmds, err
 }

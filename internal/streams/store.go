@@ -310,26 +310,16 @@ const (
 // because the round trip failed (err).
 func (s *Store) appendLane(ctx context.Context, reqs []Append, shards []int, groups map[int][]int, ttl string, out []AppendResult) (failed bool, err error) {
 	calls := s.planAppends(reqs, shards, groups, ttl)
-	run := func() ([]*redis.Cmd, error) {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(calls))
-		for i, c := range calls {
-			cmds[i] = dedupAppendMany.EvalSha(ctx, pipe, c.keys, c.args...)
-		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
-	}
-	cmds, err := run()
-	if isNoScript(err) || (err != nil && anyNoScript(cmds)) {
-		if lerr := LoadScripts(ctx, s.rdb); lerr != nil {
-			for _, c := range calls {
-				for _, i := range c.idx {
-					out[i].Err = lerr
-				}
+	cmds, err := s.evalPipelined(ctx, len(calls), func(pipe redis.Pipeliner, g int) *redis.Cmd {
+		return dedupAppendMany.EvalSha(ctx, pipe, calls[g].keys, calls[g].args...)
+	})
+	if cmds == nil {
+		for _, c := range calls {
+			for _, i := range c.idx {
+				out[i].Err = err
 			}
-			return true, lerr
 		}
-		cmds, err = run()
+		return true, err
 	}
 	failed = err != nil
 	for g, c := range calls {

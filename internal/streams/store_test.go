@@ -366,3 +366,60 @@ func seq(n int) []int {
 	}
 	return out
 }
+
+// refuseFirstCall makes the first pipeline it sees run without its first
+// command, which fails with NOSCRIPT: as when another lane's script reload
+// lands in the middle of this lane's pipeline, after the cache was emptied.
+type refuseFirstCall struct{ done bool }
+
+func (h *refuseFirstCall) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *refuseFirstCall) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return next
+}
+func (h *refuseFirstCall) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.done || len(cmds) < 2 {
+			return next(ctx, cmds)
+		}
+		h.done = true
+		cmds[0].SetErr(errors.New("NOSCRIPT No matching script. Please use EVAL."))
+		err := next(ctx, cmds[1:])
+		if err == nil {
+			err = cmds[0].Err()
+		}
+		return err
+	}
+}
+
+// After NOSCRIPT only the refused calls run again: the others' entries are
+// appended once and reported as appended, not as duplicates of themselves.
+func TestAppendBatchNoScriptRerunsOnlyRefusedCalls(t *testing.T) {
+	ctx := context.Background()
+	s, c := newStore(t, 2)
+	if err := LoadScripts(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	hook := &refuseFirstCall{}
+	c.AddHook(hook)
+	var reqs []Append
+	for i := 0; i < 4; i++ {
+		reqs = append(reqs, Append{Shard: i % 2, Identity: fmt.Sprint(i), Entry: Entry{Kind: "message", Timestamp: int64(1767225600000 + i), Payload: []byte("x")}})
+	}
+	res, err := s.AppendBatch(ctx, reqs, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hook.done {
+		t.Fatal("the hook did not refuse a call")
+	}
+	for i, r := range res {
+		if r.Err != nil || r.Duplicate || r.ID == "" {
+			t.Errorf("result %d = %+v, want appended", i, r)
+		}
+	}
+	for n := 0; n < 2; n++ {
+		if l := c.XLen(ctx, s.Keys().Stream(n)).Val(); l != 2 {
+			t.Errorf("shard %d holds %d entries, want 2", n, l)
+		}
+	}
+}
