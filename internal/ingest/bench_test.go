@@ -150,9 +150,8 @@ func BenchmarkAppendRatio(b *testing.B) {
 		}
 		rawRate := float64(len(part)) / time.Since(t0).Seconds()
 		t0 = time.Now()
-		now := time.Now()
 		for _, f := range part {
-			ch <- receive.Frame{Data: f, ReceivedAt: now}
+			ch <- receive.Frame{Data: f, ReceivedAt: t0}
 		}
 		want := uint64((r + 1) * appendRound)
 		for in.Stats().Appended.Load() < want {

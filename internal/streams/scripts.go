@@ -174,7 +174,8 @@ var ErrShardCountMismatch = errors.New("shard count mismatch")
 // NOSCRIPT: they did not run, and the others did (another process's reload
 // can land in the middle of this pipeline), so nothing runs twice. It returns
 // nil commands only when the scripts could not be loaded; otherwise
-// per-command errors are in the commands and err is the pipeline's last.
+// per-command errors are in the commands and err is the first of them, as
+// pipe.Exec reports it.
 func (s *Store) evalPipelined(ctx context.Context, n int, call func(pipe redis.Pipeliner, i int) *redis.Cmd) ([]*redis.Cmd, error) {
 	cmds := make([]*redis.Cmd, n)
 	run := func(which []int) error {
@@ -200,7 +201,15 @@ func (s *Store) evalPipelined(ctx context.Context, n int, call func(pipe redis.P
 				refused = append(refused, i)
 			}
 		}
-		err = run(refused)
+		if err = run(refused); err == nil {
+			// As pipe.Exec reports it: the first command's error, so that
+			// err is nil only when every call succeeded, first run or second.
+			for _, c := range cmds {
+				if err = c.Err(); err != nil {
+					break
+				}
+			}
+		}
 	}
 	return cmds, err
 }

@@ -423,3 +423,26 @@ func TestAppendBatchNoScriptRerunsOnlyRefusedCalls(t *testing.T) {
 		}
 	}
 }
+
+// After the second run, err is the first failed call's error, as pipe.Exec
+// reports it: a call that failed otherwise in the first run still counts.
+func TestEvalPipelinedErrAfterRerun(t *testing.T) {
+	ctx := context.Background()
+	s, c := newStore(t, 1)
+	if err := LoadScripts(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	c.AddHook(&refuseFirstCall{})
+	cmds, err := s.evalPipelined(ctx, 2, func(pipe redis.Pipeliner, i int) *redis.Cmd {
+		if i == 0 {
+			return nextEpoch.EvalSha(ctx, pipe, []string{s.Keys().LeaseEpoch(0)})
+		}
+		return nextEpoch.EvalSha(ctx, pipe, nil) // no key: Redis refuses the call
+	})
+	if cmds == nil || cmds[0].Err() != nil || cmds[1].Err() == nil {
+		t.Fatalf("cmds %v: want the first to succeed on its second run and the second to fail", cmds)
+	}
+	if err == nil || err != cmds[1].Err() {
+		t.Fatalf("err = %v, want the second call's error %v", err, cmds[1].Err())
+	}
+}
