@@ -40,12 +40,12 @@ func TestShortRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	out, err := run(ctx, options{N: 2000, Runs: 1, Convs: 200, Batch: 200, Shards: 16, Bin: binDir(), PacedRate: 1000,
-		Scenarios: []string{"raw", "asynq", "noop", "echo"}})
+		Scenarios: []string{"raw", "asynq", "noop", "echo"}, Warmup: 500})
 	if err != nil {
 		t.Fatal(err)
 	}
 	md := out.MD
-	for _, row := range []string{"| raw |", "| asynq |", "| signal-client no-op |", "| signal-client echo |"} {
+	for _, row := range []string{"| raw |", "| asynq |", "| signal-client no-op |", "| signal-client echo |", "Warm-up: each unpaced signal-client run follows a burst of 500 frames"} {
 		if !strings.Contains(md, row) {
 			t.Errorf("report has no %q row:\n%s", row, md)
 		}

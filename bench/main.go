@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -39,6 +40,7 @@ func main() {
 	profSc := flag.String("pprof-scenario", "noop", "scenario of the -pprof run: noop, or echo (then the emulator's CPU is profiled too, over its whole run, with --cpu-profile)")
 	profN := flag.Int("pprof-n", 150000, "messages of the -pprof run (enough to keep traffic flowing for the 5 s profile)")
 	env := flag.String("env", "", "comma-separated KEY=VALUE settings added to the environment of the ingester and worker processes (e.g. GOGC=200), for experiments; the report lists them")
+	warmup := flag.Int("warmup", -1, "frames of a warm-up burst through the fresh signal-client processes before each measured unpaced run, not measured (-1: as many as -n; 0: none); the raw row gets one discarded warm-up run too")
 	timeout := flag.Duration("timeout", 9*time.Minute, "give up after this long (-full: 40m unless given)")
 	flag.Parse()
 	set := map[string]bool{}
@@ -55,6 +57,9 @@ func main() {
 		}
 	}
 
+	if *warmup < 0 {
+		*warmup = *n
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	began := time.Now()
@@ -82,7 +87,7 @@ func main() {
 	}
 	res, err := run(ctx, options{Env: extraEnv, N: *n, Runs: *runs, Convs: *convs, Batch: *batch, Shards: *shards, Workers: *workers, Bin: *bin, Idle: *idle,
 		PacedRate: *paced, Queue: *queue, Scenarios: scenarios, Matrix: *full, MatrixIdle: *matrixIdle, Sample: *timeline,
-		Pprof: *prof, PprofN: *profN, PprofEcho: *profSc == "echo", Stamp: stamp})
+		Pprof: *prof, PprofN: *profN, PprofEcho: *profSc == "echo", Stamp: stamp, Warmup: *warmup})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -122,6 +127,7 @@ type options struct {
 	PprofEcho                     bool          // the profile run is an echo run (the emulator is profiled too)
 	Stamp                         string        // results file name stem; the markdown links <Stamp>-timeline.png
 	Env                           []string      // extra KEY=VALUE settings of the signal-client processes
+	Warmup                        int           // frames of the warm-up burst before each unpaced signal-client run (0: none)
 }
 
 // output is the report and the files that go next to it (results/<stamp><Suffix>).
@@ -154,6 +160,14 @@ func run(ctx context.Context, opts options) (output, error) {
 	}
 	defer rs.stop()
 
+	if opts.Warmup > 0 && slices.ContainsFunc(opts.Scenarios, func(sc string) bool { return strings.TrimSpace(sc) == "raw" }) {
+		// The raw row runs in this process: its first run would pay for
+		// growing the process's heap and Redis's, as a fresh signal-client
+		// process would without its warm-up.
+		if _, err := runRaw(ctx, rs, opts.Warmup); err != nil {
+			return o, fmt.Errorf("bench: raw warm-up: %w", err)
+		}
+	}
 	all := map[string][]result{}
 	var order []string
 	var series []timelineSeries
@@ -181,7 +195,7 @@ func run(ctx context.Context, opts options) (output, error) {
 				res, err = runAsynq(ctx, rs, opts.N)
 			case "noop", "echo":
 				res, err = runPipeline(ctx, rs, pipelineConfig{Env: opts.Env, Bin: bin, Dir: rdir, N: opts.N, Convs: opts.Convs, Workers: opts.Workers,
-					Echo: sc == "echo", Batch: opts.Batch, Shards: opts.Shards, Idle: opts.Idle, Queue: opts.Queue, Sample: sample})
+					Echo: sc == "echo", Batch: opts.Batch, Shards: opts.Shards, Idle: opts.Idle, Queue: opts.Queue, Sample: sample, Warmup: opts.Warmup})
 			case "noop-paced", "echo-paced":
 				// Latency at a steady opts.PacedRate: 5 s of traffic, 10 frames per call.
 				res, err = runPipeline(ctx, rs, pipelineConfig{Env: opts.Env, Bin: bin, Dir: rdir, N: min(opts.N, 5*opts.PacedRate), Convs: opts.Convs,
@@ -361,6 +375,9 @@ func report(opts options, order []string, med map[string]result, ratios map[stri
 	}
 	fmt.Fprintf(&b, "Runs: %d per scenario, round-robin over the scenarios; medians of each figure, and the ratios are the medians of each round's ratio; %d messages per run; signal-client: %d conversations, WORKER_SHARD_COUNT=%d, one ingester (QUEUE_SIZE=%s), %s (default QUEUE_SIZE), RATE_LIMIT=0; unpaced bursts are staged in the emulator before the clock starts and released with one call.\n\n",
 		opts.Runs, opts.N, opts.Convs, opts.Shards, queue, wrk)
+	if opts.Warmup > 0 {
+		fmt.Fprintf(&b, "Warm-up: each unpaced signal-client run follows a burst of %d frames through the same fresh processes, not measured (a long-running deployment has grown its heaps); the raw row gets one discarded run of %d messages before the first round. The paced runs have none.\n\n", opts.Warmup, opts.Warmup)
+	}
 	if len(opts.Env) > 0 {
 		fmt.Fprintf(&b, "Extra environment of the signal-client processes (-env): `%s`.\n\n", strings.Join(opts.Env, " "))
 	}

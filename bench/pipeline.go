@@ -48,6 +48,12 @@ type pipelineConfig struct {
 	// starting with the first injection (result.Profiles).
 	Pprof time.Duration
 	Env   []string // extra KEY=VALUE settings of the ingester and the workers
+	// Warmup, for an unpaced run, is a burst of this many frames sent through
+	// the same processes before the measured one (0: none): the processes
+	// start fresh per run, and their first burst pays for growing their heaps
+	// and Redis's, which a long-running deployment (and the raw and asynq
+	// rows, which run inside the warm bench process) does not.
+	Warmup int
 }
 
 func (c pipelineConfig) workers() int { return max(c.Workers, 1) }
@@ -177,6 +183,14 @@ func runPipeline(ctx context.Context, rs *redisServer, cfg pipelineConfig) (resu
 	// An unpaced burst is uploaded before the clock starts and released at
 	// the time its frames are stamped with.
 	var staged injectStats
+	warm := 0
+	var warmScrape map[string]float64
+	if cfg.staged() && cfg.Warmup > 0 {
+		if warmScrape, err = warmUp(ctx, emuURL, rdb, streamKeys, metricsURLs, cfg); err != nil {
+			return result{}, err
+		}
+		warm = cfg.Warmup
+	}
 	if cfg.staged() {
 		if staged, err = stage(ctx, emuURL, cfg); err != nil {
 			return result{}, err
@@ -233,7 +247,7 @@ func runPipeline(ctx context.Context, rs *redisServer, cfg pipelineConfig) (resu
 			if err := getJSON(emuURL+"/_emulator/stats", &st); err != nil {
 				return false, err
 			}
-			return st.CallsByRoute["POST /v2/send"] >= int64(cfg.N), nil
+			return st.CallsByRoute["POST /v2/send"] >= int64(cfg.N+warm), nil
 		}
 		// Scraping the worker is not free (its /metrics reads every shard's
 		// length and lag from Redis), so poll the groups in Redis instead and
@@ -245,7 +259,7 @@ func runPipeline(ctx context.Context, rs *redisServer, cfg pipelineConfig) (resu
 		if err != nil {
 			return false, err
 		}
-		return m["signal_client_messages_handled_total"] >= float64(cfg.N), nil
+		return m["signal_client_messages_handled_total"] >= float64(cfg.N+warm), nil
 	}
 	for {
 		// Not before the injection finished: polling the groups and scraping
@@ -304,6 +318,7 @@ func runPipeline(ctx context.Context, rs *redisServer, cfg pipelineConfig) (resu
 	if err != nil {
 		return result{}, fmt.Errorf("bench: pipeline: final scrape: %w", err)
 	}
+	m = subtractScrape(m, warmScrape, "signal_client_e2e_latency_seconds") // the warm-up's observations are not the run's
 	if res.ShardsUsed, err = shardsWithTraffic(ctx, rdb, streamKeys); err != nil {
 		return result{}, fmt.Errorf("bench: pipeline: stream lengths: %w", err)
 	}
@@ -353,7 +368,11 @@ func runPipeline(ctx context.Context, rs *redisServer, cfg pipelineConfig) (resu
 	}
 	if cfg.Echo {
 		res.Scenario = strings.Replace(res.Scenario, "no-op", "echo", 1)
-		lat, err := replyLatencies(emuURL)
+		var since time.Time
+		if warm > 0 {
+			since = staged.Release // the warm-up's replies carry its earlier release time
+		}
+		lat, err := replyLatencies(emuURL, since)
 		if err != nil {
 			return result{}, err
 		}
@@ -437,6 +456,67 @@ const (
 	stageBudget = 30 * time.Microsecond
 	stageSlack  = 300 * time.Millisecond
 )
+
+// warmUp sends a burst of cfg.Warmup frames through the pipeline and waits
+// until it is handled (no-op: every shard drained and the handled counters
+// reach it; echo: that many replies), then returns the workers' metrics so
+// that the run's figures can leave the warm-up out.
+func warmUp(ctx context.Context, emuURL string, rdb *redis.Client, streamKeys, metricsURLs []string, cfg pipelineConfig) (map[string]float64, error) {
+	w := cfg
+	w.N = cfg.Warmup
+	st, err := stage(ctx, emuURL, w)
+	if err != nil {
+		return nil, fmt.Errorf("bench: warm-up: %w", err)
+	}
+	select {
+	case <-time.After(time.Until(st.Release)):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := release(ctx, emuURL, w); err != nil {
+		return nil, fmt.Errorf("bench: warm-up: %w", err)
+	}
+	var m map[string]float64
+	err = waitFor(ctx, 60*time.Second, func() bool {
+		if cfg.Echo {
+			var es emuStats
+			return getJSON(emuURL+"/_emulator/stats", &es) == nil && es.CallsByRoute["POST /v2/send"] >= int64(w.N)
+		}
+		if drained, err := groupsDrained(ctx, rdb, streamKeys); err != nil || !drained {
+			return false
+		}
+		m, err = scrapeAll(metricsURLs)
+		return err == nil && m["signal_client_messages_handled_total"] >= float64(w.N)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bench: warm-up burst of %d frames not handled: %w", w.N, err)
+	}
+	if cfg.Echo {
+		// Replies can still be recorded after the handled counter moved on:
+		// wait for the last, then take the metrics.
+		if m, err = scrapeAll(metricsURLs); err != nil {
+			return nil, fmt.Errorf("bench: warm-up: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// subtractScrape returns m with before's values taken off the series named
+// prefix… (a counter's or a histogram's count since before; gauges must not
+// go through it); nil before returns m.
+func subtractScrape(m, before map[string]float64, prefix string) map[string]float64 {
+	if before == nil {
+		return m
+	}
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		if strings.HasPrefix(k, prefix) {
+			v -= before[k]
+		}
+		out[k] = v
+	}
+	return out
+}
 
 // stage uploads cfg.N frames round-robin over cfg.Convs conversations to the
 // emulator's stage without injecting them. They are stamped with the planned
@@ -615,9 +695,10 @@ func inject(ctx context.Context, emuURL string, cfg pipelineConfig) (injectStats
 
 var tRe = regexp.MustCompile(`t(\d+)`)
 
-// replyLatencies reads the recorded /v2/send calls and returns, per reply,
-// the time from injection (in the echoed text) to the emulator receiving it.
-func replyLatencies(emuURL string) (latencies, error) {
+// replyLatencies reads the recorded /v2/send calls and returns, per reply
+// to a frame injected at since or later, the time from injection (in the
+// echoed text) to the emulator receiving it.
+func replyLatencies(emuURL string, since time.Time) (latencies, error) {
 	var calls []struct {
 		Time time.Time `json:"time"`
 		Body struct {
@@ -634,6 +715,9 @@ func replyLatencies(emuURL string) (latencies, error) {
 			continue
 		}
 		ns, _ := strconv.ParseInt(m[1], 10, 64)
+		if !since.IsZero() && ns < since.UnixNano() {
+			continue
+		}
 		lat = append(lat, c.Time.Sub(time.Unix(0, ns)))
 	}
 	return lat, nil

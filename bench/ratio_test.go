@@ -36,3 +36,17 @@ func TestRoundRatios(t *testing.T) {
 		}
 	}
 }
+
+func TestSubtractScrape(t *testing.T) {
+	const h = "signal_client_e2e_latency_seconds"
+	m := map[string]float64{h + `_bucket{le="0.005"}`: 30, h + "_count": 40, "signal_client_shards_owned": 16}
+	before := map[string]float64{h + `_bucket{le="0.005"}`: 10, h + "_count": 15, "signal_client_shards_owned": 16}
+	got := subtractScrape(m, before, h)
+	want := map[string]float64{h + `_bucket{le="0.005"}`: 20, h + "_count": 25, "signal_client_shards_owned": 16}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v (only the histogram's series are deltas)", got, want)
+	}
+	if got := subtractScrape(m, nil, h); !reflect.DeepEqual(got, m) {
+		t.Errorf("nil before: got %v, want m unchanged", got)
+	}
+}
