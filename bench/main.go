@@ -22,7 +22,7 @@ import (
 
 func main() {
 	n := flag.Int("n", 20000, "messages per scenario run")
-	runs := flag.Int("runs", 3, "runs per scenario (and per matrix cell); medians are reported (-full: 1 unless given)")
+	runs := flag.Int("runs", 5, "runs per scenario, round-robin (and per matrix cell); medians are reported (-full: 1 unless given)")
 	convs := flag.Int("convs", 1000, "conversations the signal-client messages are spread over")
 	batch := flag.Int("batch", 5000, "frames per upload call of an unpaced burst, which is staged in the emulator before the clock starts and released with one call (paced runs post 10 frames per inject call)")
 	shards := flag.Int("shards", 16, "WORKER_SHARD_COUNT")
