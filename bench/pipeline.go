@@ -477,7 +477,9 @@ func warmUp(ctx context.Context, emuURL string, rdb *redis.Client, streamKeys, m
 		return nil, fmt.Errorf("bench: warm-up: %w", err)
 	}
 	var m map[string]float64
-	err = waitFor(ctx, 60*time.Second, func() bool {
+	// A minute, or a millisecond per frame for a large warm-up of echo
+	// (about 4 000 replies/s on 2 cores).
+	err = waitFor(ctx, max(time.Minute, time.Duration(w.N)*time.Millisecond), func() bool {
 		if cfg.Echo {
 			var es emuStats
 			return getJSON(emuURL+"/_emulator/stats", &es) == nil && es.CallsByRoute["POST /v2/send"] >= int64(w.N)
@@ -492,8 +494,7 @@ func warmUp(ctx context.Context, emuURL string, rdb *redis.Client, streamKeys, m
 		return nil, fmt.Errorf("bench: warm-up burst of %d frames not handled: %w", w.N, err)
 	}
 	if cfg.Echo {
-		// Replies can still be recorded after the handled counter moved on:
-		// wait for the last, then take the metrics.
+		// The wait was on the replies: the metrics are taken now.
 		if m, err = scrapeAll(metricsURLs); err != nil {
 			return nil, fmt.Errorf("bench: warm-up: %w", err)
 		}
