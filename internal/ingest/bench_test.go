@@ -36,27 +36,48 @@ func benchFrames(n int) [][]byte {
 	return out
 }
 
-func BenchmarkAppendRawXADD(b *testing.B) {
-	c := srv.Client()
-	defer c.Close()
-	frames := benchFrames(b.N)
-	ctx := context.Background()
-	prefix := fmt.Sprintf("raw%d", time.Now().UnixNano())
-	names := make([]string, 16) // built once: the baseline does no work per entry that it need not
+// rawStreams names the 16 streams of the raw baseline, once: the baseline
+// does no work per entry that it need not.
+func rawStreams(prefix string) []string {
+	names := make([]string, 16)
 	for i := range names {
 		names[i] = fmt.Sprintf("%s:{s%d}:in", prefix, i)
 	}
-	cpu := srv.StartCPU(b)
-	b.ResetTimer()
-	for i := 0; i < b.N; i += 256 {
+	return names
+}
+
+// rawAppend is the baseline: pipelined XADD of the frames (one field), 256
+// per round trip, spread over the streams.
+func rawAppend(ctx context.Context, b *testing.B, c *redis.Client, names []string, frames [][]byte) {
+	for i := 0; i < len(frames); i += 256 {
 		pipe := c.Pipeline()
-		for j := i; j < i+256 && j < b.N; j++ {
-			pipe.XAdd(ctx, &redis.XAddArgs{Stream: names[j%16], Values: []any{"p", frames[j]}})
+		for j := i; j < i+256 && j < len(frames); j++ {
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: names[j%len(names)], Values: []any{"p", frames[j]}})
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchIngester is a leading ingester over 16 shards with room for queue
+// frames.
+func benchIngester(c *redis.Client, prefix string, queue int) *Ingester {
+	k, _ := streams.NewKeys(prefix, account)
+	role := &fakeRole{}
+	role.leader.Store(true)
+	return New(Config{Number: account, Instance: "b", DedupWindow: time.Hour, QueueSize: queue, MaxFrameBytes: 1 << 20}, streams.NewStore(c, k, 16), role, nil, nil)
+}
+
+func BenchmarkAppendRawXADD(b *testing.B) {
+	c := srv.Client()
+	defer c.Close()
+	frames := benchFrames(b.N)
+	ctx := context.Background()
+	names := rawStreams(fmt.Sprintf("raw%d", time.Now().UnixNano()))
+	cpu := srv.StartCPU(b)
+	b.ResetTimer()
+	rawAppend(ctx, b, c, names, frames)
 	b.StopTimer()
 	cpu.Report(b, b.N)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
@@ -66,11 +87,7 @@ func BenchmarkAppendRawXADD(b *testing.B) {
 func BenchmarkAppendIngest(b *testing.B) {
 	c := srv.Client()
 	defer c.Close()
-	k, _ := streams.NewKeys(fmt.Sprintf("bench%d", time.Now().UnixNano()), account)
-	st := streams.NewStore(c, k, 16)
-	role := &fakeRole{}
-	role.leader.Store(true)
-	in := New(Config{Number: account, Instance: "b", DedupWindow: time.Hour, QueueSize: b.N + 1, MaxFrameBytes: 1 << 20}, st, role, nil, nil)
+	in := benchIngester(c, fmt.Sprintf("bench%d", time.Now().UnixNano()), b.N+1)
 	frames := benchFrames(b.N)
 	ch := make(chan receive.Frame, b.N)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -109,17 +126,10 @@ func BenchmarkAppendRatio(b *testing.B) {
 	rounds := max(b.N/appendRound, 1)
 	frames := benchFrames(rounds * appendRound)
 	prefix := fmt.Sprintf("ratio%d", time.Now().UnixNano())
-	names := make([]string, 16)
-	for i := range names {
-		names[i] = fmt.Sprintf("%s:raw:{s%d}:in", prefix, i)
-	}
-	k, _ := streams.NewKeys(prefix, account)
-	st := streams.NewStore(c, k, 16)
-	role := &fakeRole{}
-	role.leader.Store(true)
+	names := rawStreams(prefix + ":raw")
 	// Room for every frame: a round starts when the last one's frames are
 	// appended, which may be before its last batch has left the queue.
-	in := New(Config{Number: account, Instance: "b", DedupWindow: time.Hour, QueueSize: len(frames) + 1, MaxFrameBytes: 1 << 20}, st, role, nil, nil)
+	in := benchIngester(c, prefix, len(frames)+1)
 	ch := make(chan receive.Frame, appendRound)
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -139,15 +149,7 @@ func BenchmarkAppendRatio(b *testing.B) {
 	for r := 0; r < rounds; r++ {
 		part := frames[r*appendRound : (r+1)*appendRound]
 		t0 := time.Now()
-		for i := 0; i < len(part); i += 256 {
-			pipe := c.Pipeline()
-			for j := i; j < i+256 && j < len(part); j++ {
-				pipe.XAdd(ctx, &redis.XAddArgs{Stream: names[j%16], Values: []any{"p", part[j]}})
-			}
-			if _, err := pipe.Exec(ctx); err != nil {
-				b.Fatal(err)
-			}
-		}
+		rawAppend(ctx, b, c, names, part)
 		rawRate := float64(len(part)) / time.Since(t0).Seconds()
 		t0 = time.Now()
 		for _, f := range part {

@@ -178,19 +178,20 @@ var ErrShardCountMismatch = errors.New("shard count mismatch")
 // pipe.Exec reports it.
 func (s *Store) evalPipelined(ctx context.Context, n int, call func(pipe redis.Pipeliner, i int) *redis.Cmd) ([]*redis.Cmd, error) {
 	cmds := make([]*redis.Cmd, n)
-	run := func(which []int) error {
+	run := func(which []int) error { // nil: every call
 		pipe := s.rdb.Pipeline()
+		if which == nil {
+			for i := range cmds {
+				cmds[i] = call(pipe, i)
+			}
+		}
 		for _, i := range which {
 			cmds[i] = call(pipe, i)
 		}
 		_, err := pipe.Exec(ctx)
 		return err
 	}
-	all := make([]int, n)
-	for i := range all {
-		all[i] = i
-	}
-	err := run(all)
+	err := run(nil)
 	if isNoScript(err) || anyNoScript(cmds) {
 		if lerr := LoadScripts(ctx, s.rdb); lerr != nil {
 			return nil, lerr
@@ -201,7 +202,10 @@ func (s *Store) evalPipelined(ctx context.Context, n int, call func(pipe redis.P
 				refused = append(refused, i)
 			}
 		}
-		if err = run(refused); err == nil {
+		if len(refused) > 0 {
+			err = run(refused)
+		}
+		if err == nil {
 			// As pipe.Exec reports it: the first command's error, so that
 			// err is nil only when every call succeeded, first run or second.
 			for _, c := range cmds {

@@ -78,7 +78,8 @@ type Options struct {
 	// PingInterval is how often the Receiver pings the server. It must be shorter than ReadTimeout,
 	// since the pongs are what keeps an idle but healthy connection inside the read deadline.
 	PingInterval time.Duration
-	// ReadTimeout is the read deadline, refreshed by every frame, pong and server ping. When it
+	// ReadTimeout is the read deadline, refreshed by every pong and server ping and by frames
+	// (at most once per ReadTimeout/16, capped at 1 s, so it may end that much early). When it
 	// expires the connection is presumed half-open and re-established.
 	ReadTimeout time.Duration
 	// Backoff is the reconnect policy.
