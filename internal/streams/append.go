@@ -1,0 +1,270 @@
+package streams
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Append is one dedup-and-append request.
+type Append struct {
+	Shard    int
+	Identity string // dedup identity (ARCHITECTURE §5.3)
+	Entry    Entry
+}
+
+// AppendResult is the outcome of one Append.
+type AppendResult struct {
+	ID        string // the new entry's id; empty for a duplicate
+	Duplicate bool
+	Err       error
+}
+
+// DedupBucketWidth is the width of one dedup bucket (ARCHITECTURE §5.3): an
+// entry's marker goes into the bucket floor(envelope timestamp / width) of
+// its shard. It is fixed, not derived from DEDUP_WINDOW, so replicas with
+// different windows still share markers; a marker lives from DEDUP_WINDOW to
+// DEDUP_WINDOW + about one width after it is set.
+const DedupBucketWidth = time.Minute
+
+// DedupBucket is the dedup bucket set of shard n for a bucket number
+// (envelope timestamp ms / DedupBucketWidth ms); its members are the
+// DedupDigest of identities. (A key name outside keys.go: it is only ever
+// built here, next to the script that uses it.)
+func (k Keys) DedupBucket(n int, bucket int64) string {
+	return k.shard(n, "ddb:"+strconv.FormatInt(bucket, 10))
+}
+
+// DedupDigest is the marker field of an identity in its bucket: the first 16
+// bytes of SHA-256 of the identity key, as raw bytes.
+func DedupDigest(identity string) string {
+	sum := sha256.Sum256([]byte(identity))
+	return string(sum[:16])
+}
+
+// dedupBucketOf returns the bucket of an envelope timestamp; ok is false for
+// entries without one, which use a string marker (Keys.Dedup).
+func dedupBucketOf(ts int64) (int64, bool) {
+	if ts <= 0 {
+		return 0, false
+	}
+	return ts / DedupBucketWidth.Milliseconds(), true
+}
+
+// AppendBatch runs dedup-and-append for every request: one script call per
+// shard (more only when entries with other field sets, i.e. replays, are
+// mixed in), taking that shard's requests in order. A large batch is split
+// by shard into appendLanes pipelines on their own connections, sent at the
+// same time, so that Redis runs one lane's scripts while the client encodes
+// or decodes another's; a shard is in one lane, so its order holds. A
+// request's Entry.Timestamp picks its dedup bucket: copies of an event have
+// the same timestamp because it is part of their identity. It returns
+// per-request results; the error is non-nil only when the whole batch
+// failed (e.g. Redis unreachable).
+func (s *Store) AppendBatch(ctx context.Context, reqs []Append, dedupTTL time.Duration) ([]AppendResult, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	ttl := strconv.FormatInt(dedupTTL.Milliseconds(), 10)
+	var order []int
+	groups := make(map[int][]int, 16)
+	for i, r := range reqs {
+		g, ok := groups[r.Shard]
+		if !ok {
+			order = append(order, r.Shard)
+		}
+		groups[r.Shard] = append(g, i)
+	}
+	out := make([]AppendResult, len(reqs))
+	if len(reqs) < laneMinEntries || len(order) < 2 {
+		failed, err := s.appendLane(ctx, reqs, order, groups, ttl, out)
+		if failed {
+			return out, fmt.Errorf("streams: append batch: %w", err)
+		}
+		return out, nil
+	}
+	// Greedy balance: each shard (largest first would be better, but order of
+	// appearance is good enough) goes to the lane with the fewest entries.
+	var lanes [appendLanes][]int
+	var load [appendLanes]int
+	for _, shard := range order {
+		l := 0
+		for j := 1; j < appendLanes; j++ {
+			if load[j] < load[l] {
+				l = j
+			}
+		}
+		lanes[l] = append(lanes[l], shard)
+		load[l] += len(groups[shard])
+	}
+	var failed [appendLanes]bool
+	var errs [appendLanes]error
+	var wg sync.WaitGroup
+	for l := 1; l < appendLanes; l++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			failed[l], errs[l] = s.appendLane(ctx, reqs, lanes[l], groups, ttl, out)
+		}()
+	}
+	failed[0], errs[0] = s.appendLane(ctx, reqs, lanes[0], groups, ttl, out)
+	wg.Wait()
+	for l := range failed {
+		if !failed[l] {
+			return out, nil
+		}
+	}
+	return out, fmt.Errorf("streams: append batch: %w", errs[0])
+}
+
+// appendLanes is how many pipelines a large batch is split into, and
+// laneMinEntries the batch size from which it is split (a small batch, the
+// usual case at low load, goes in one round trip on one connection).
+const (
+	appendLanes    = 2
+	laneMinEntries = 128
+)
+
+// appendLane runs the requests of some shards in one pipelined round trip
+// and writes their results into out. failed reports that no call succeeded
+// because the round trip failed (err).
+func (s *Store) appendLane(ctx context.Context, reqs []Append, shards []int, groups map[int][]int, ttl string, out []AppendResult) (failed bool, err error) {
+	calls := s.planAppends(reqs, shards, groups, ttl)
+	cmds, err := s.evalPipelined(ctx, len(calls), func(pipe redis.Pipeliner, g int) *redis.Cmd {
+		return dedupAppendMany.EvalSha(ctx, pipe, calls[g].keys, calls[g].args...)
+	})
+	if cmds == nil {
+		for _, c := range calls {
+			for _, i := range c.idx {
+				out[i].Err = err
+			}
+		}
+		return true, err
+	}
+	failed = err != nil
+	for g, c := range calls {
+		vals, cerr := cmds[g].Slice()
+		if cerr == nil && len(vals) != len(c.idx) {
+			cerr = fmt.Errorf("streams: append: unexpected reply of %d values for %d entries", len(vals), len(c.idx))
+		}
+		if cerr != nil {
+			for _, i := range c.idx {
+				out[i].Err = cerr
+			}
+			continue
+		}
+		failed = false
+		for k, i := range c.idx {
+			id, _ := vals[k].(string)
+			out[i] = AppendResult{ID: id, Duplicate: id == ""}
+		}
+	}
+	return failed, err
+}
+
+// appendCall is one dedupAppendMany call: a run of one shard's requests with
+// the same field set.
+type appendCall struct {
+	idx  []int // request indexes, in order
+	keys []string
+	args []any
+}
+
+// maxCallBuckets bounds the buckets of one call (a slot is one byte).
+const maxCallBuckets = 255
+
+// Field-name lists of the two entry shapes, boxed once (a string in an
+// interface allocates).
+var (
+	argsFresh    = []any{"2", FieldMeta, FieldPayload}
+	argsReplayed = []any{"4", FieldMeta, FieldPayload, FieldOriginalID, FieldReplayCount}
+)
+
+// planAppends builds the script calls (layout: dedupAppendMany) for the
+// requests of the given shards; groups holds each shard's request indexes in
+// order.
+func (s *Store) planAppends(reqs []Append, order []int, groups map[int][]int, ttl string) []appendCall {
+	calls := make([]appendCall, 0, len(order))
+	var buckets []int64
+	var strKeys []string
+	for _, shard := range order {
+		idx := groups[shard]
+		for len(idx) > 0 {
+			replayed := reqs[idx[0]].Entry.OriginalID != ""
+			names, perEntry := argsFresh, 2
+			if replayed {
+				names, perEntry = argsReplayed, 4
+			}
+			buckets, strKeys = buckets[:0], strKeys[:0]
+			slots := make([]byte, 0, len(idx))
+			digests := make([]byte, 0, 16*len(idx))
+			values := make([]any, 0, 4+len(names)+perEntry*len(idx))
+			values = append(values, ttl, names[0], nil, nil)
+			values = append(values, names[1:]...)
+			size := 0
+			for _, i := range idx {
+				e := &reqs[i].Entry
+				size += 64 + len(e.Kind) + len(e.Ingester) + len(e.Conversation)
+			}
+			metas := make([]byte, 0, size) // every entry's FieldMeta, in one allocation
+			n := 0
+			for ; n < len(idx); n++ {
+				r := &reqs[idx[n]]
+				if (r.Entry.OriginalID != "") != replayed {
+					break
+				}
+				slot := 0
+				if b, ok := dedupBucketOf(r.Entry.Timestamp); ok {
+					for j, have := range buckets {
+						if have == b {
+							slot = j + 1
+							break
+						}
+					}
+					if slot == 0 {
+						if len(buckets) == maxCallBuckets {
+							break
+						}
+						buckets = append(buckets, b)
+						slot = len(buckets)
+					}
+				} else {
+					strKeys = append(strKeys, s.keys.Dedup(shard, r.Identity))
+				}
+				sum := sha256.Sum256([]byte(r.Identity))
+				slots = append(slots, byte(slot))
+				digests = append(digests, sum[:16]...)
+				start := len(metas)
+				metas = appendMeta(metas, &r.Entry)
+				values = append(values, metas[start:len(metas):len(metas)], r.Entry.Payload)
+				if replayed {
+					values = append(values, r.Entry.OriginalID, strconv.Itoa(r.Entry.ReplayCount))
+				}
+			}
+			values[2], values[3] = slots, digests
+			keys := make([]string, 0, 1+len(buckets)+len(strKeys))
+			keys = append(keys, s.keys.Stream(shard))
+			for _, b := range buckets {
+				keys = append(keys, s.keys.DedupBucket(shard, b))
+			}
+			keys = append(keys, strKeys...)
+			calls = append(calls, appendCall{idx: idx[:n], keys: keys, args: values})
+			idx = idx[n:]
+		}
+	}
+	return calls
+}
+
+func anyNoScript(cmds []*redis.Cmd) bool {
+	for _, c := range cmds {
+		if c != nil && isNoScript(c.Err()) {
+			return true
+		}
+	}
+	return false
+}
