@@ -68,10 +68,14 @@ type Stats struct {
 	Received, Appended, Deduplicated, Repaired   atomic.Uint64
 	Quarantined, Dropped, Spooled, SpoolReplayed atomic.Uint64
 	AppendErrors, Batches, StaleLeaderAppends    atomic.Uint64
-	QuarantinedByReason, DroppedByReason         sync.Map // string → *atomic.Uint64
-	Queued                                       atomic.Int64
-	Backpressure                                 atomic.Bool
-	RedisDown                                    atomic.Bool
+	// UncheckedAppends: appended by a transaction whose duplicate check
+	// did not run (ARCHITECTURE §5.3); AppendFallbacks: entries of aborted
+	// optimistic transactions, decided by the script.
+	UncheckedAppends, AppendFallbacks    atomic.Uint64
+	QuarantinedByReason, DroppedByReason sync.Map // string → *atomic.Uint64
+	Queued                               atomic.Int64
+	Backpressure                         atomic.Bool
+	RedisDown                            atomic.Bool
 }
 
 func (s *Stats) inc(m *sync.Map, reason string) {
@@ -642,6 +646,7 @@ func (in *Ingester) write(ctx context.Context, batch []*item) error {
 		a := it.app
 		if it.standby {
 			a.Entry.Epoch = 0
+			a.Repair = true
 		} else {
 			a.Entry.Epoch = epoch
 		}
@@ -661,8 +666,16 @@ func (in *Ingester) write(ctx context.Context, batch []*item) error {
 		in.ObserveAppend(time.Since(start))
 	}
 	in.stats.Batches.Add(1)
+	unchecked := 0
 	for j, r := range res {
 		it := batch[idx[j]]
+		if r.Fallback {
+			in.stats.AppendFallbacks.Add(1)
+		}
+		if r.Unchecked {
+			unchecked++
+			in.stats.UncheckedAppends.Add(1)
+		}
 		switch {
 		case r.Err != nil:
 			in.stats.AppendErrors.Add(1)
@@ -675,6 +688,10 @@ func (in *Ingester) write(ctx context.Context, batch []*item) error {
 		default:
 			in.stats.Appended.Add(1)
 		}
+	}
+	if unchecked > 0 {
+		in.log.Error("entries appended without their duplicate check; the append script alone is used for the next minutes (ARCHITECTURE §5.3): check that this Redis user may run EVAL",
+			zap.Int("entries", unchecked))
 	}
 	return nil
 }

@@ -29,6 +29,8 @@ func RegisterIngester(reg prometheus.Registerer, s IngesterSources) func(time.Du
 		"quarantined":  desc("frames_quarantined_total", "Frames written to the quarantine stream, by reason.", "reason"),
 		"dropped":      desc("frames_dropped_total", "Frames that could not be kept, by reason.", "reason"),
 		"spooled":      desc("frames_spooled_total", "Frames written to the outage spool."),
+		"unchecked":    desc("ingest_unchecked_appends_total", "Entries appended by an optimistic transaction whose duplicate check did not run (may be duplicates)."),
+		"fallbacks":    desc("ingest_append_fallbacks_total", "Entries of optimistic append transactions that were discarded (a copy or a concurrent writer) and decided by the append script."),
 		"handoff":      desc("websocket_handoff_dropped_total", "Frames dropped because the receiver's hand-off was full."),
 		"reconnects":   desc("websocket_reconnects_total", "Websocket reconnects."),
 		"disconnected": desc("websocket_disconnected_seconds_total", "Seconds this replica had no connected websocket."),
@@ -53,6 +55,8 @@ func RegisterIngester(reg prometheus.Registerer, s IngesterSources) func(time.Du
 		c("deduplicated", st.Deduplicated.Load())
 		c("repaired", st.Repaired.Load())
 		c("spooled", st.Spooled.Load())
+		c("unchecked", st.UncheckedAppends.Load())
+		c("fallbacks", st.AppendFallbacks.Load())
 		for _, reason := range []string{"malformed", "oversize", "upstream_error", "exception", "unknown"} {
 			ch <- prometheus.MustNewConstMetric(d["quarantined"], prometheus.CounterValue, float64(ingest.ByReason(&st.QuarantinedByReason)[reason]), reason)
 		}

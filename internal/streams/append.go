@@ -16,6 +16,10 @@ type Append struct {
 	Shard    int
 	Identity string // dedup identity (ARCHITECTURE §5.3)
 	Entry    Entry
+	// Repair marks a request that is probably a copy of an entry already
+	// appended (a standby's repair offer): it skips the optimistic
+	// transaction, which a duplicate would abort, and goes to the script.
+	Repair bool
 }
 
 // AppendResult is the outcome of one Append.
@@ -23,6 +27,12 @@ type AppendResult struct {
 	ID        string // the new entry's id; empty for a duplicate
 	Duplicate bool
 	Err       error
+	// Fallback: the optimistic transaction was aborted (a copy, or another
+	// writer on the bucket) and the script decided this entry.
+	Fallback bool
+	// Unchecked: the entry was appended by a transaction whose duplicate
+	// check did not run (ARCHITECTURE §5.3); it may be a duplicate.
+	Unchecked bool
 }
 
 // DedupBucketWidth is the width of one dedup bucket (ARCHITECTURE §5.3): an
@@ -39,6 +49,10 @@ const DedupBucketWidth = time.Minute
 func (k Keys) DedupBucket(n int, bucket int64) string {
 	return k.shard(n, "ddb:"+strconv.FormatInt(bucket, 10))
 }
+
+// DedupWatch is the key of shard n that the optimistic append watches and
+// its duplicate check writes to discard the transaction (txappend.go).
+func (k Keys) DedupWatch(n int) string { return k.shard(n, "ddw") }
 
 // DedupDigest is the marker field of an identity in its bucket: the first 16
 // bytes of SHA-256 of the identity key, as raw bytes.
@@ -131,48 +145,100 @@ const (
 )
 
 // appendLane runs the requests of some shards in one pipelined round trip
-// and writes their results into out. failed reports that no call succeeded
-// because the round trip failed (err).
+// and writes their results into out. Calls marked tx try the optimistic
+// transaction (txappend.go), the others the script; the calls the script
+// must (re)run — aborted transactions, NOSCRIPT refusals — go in a second
+// round trip. failed reports that no call succeeded because a round trip
+// failed (err).
 func (s *Store) appendLane(ctx context.Context, reqs []Append, shards []int, groups map[int][]int, ttl string, out []AppendResult) (failed bool, err error) {
 	calls := s.planAppends(reqs, shards, groups, ttl)
-	cmds, err := s.evalPipelined(ctx, len(calls), func(pipe redis.Pipeliner, g int) *redis.Cmd {
-		return dedupAppendMany.EvalSha(ctx, pipe, calls[g].keys, calls[g].args...)
-	})
-	if cmds == nil {
-		for _, c := range calls {
-			for _, i := range c.idx {
-				out[i].Err = err
+	succeeded := false
+	var scripted []int
+	if anyTx(calls) {
+		pipe := s.rdb.Pipeline()
+		txs := make([]*txCall, len(calls))
+		cmds := make([]*redis.Cmd, len(calls))
+		for g := range calls {
+			if calls[g].tx {
+				txs[g] = queueTx(ctx, pipe, &calls[g], s.keys.DedupWatch(calls[g].shard))
+			} else {
+				cmds[g] = dedupAppendMany.EvalSha(ctx, pipe, calls[g].keys, calls[g].args...)
 			}
 		}
-		return true, err
-	}
-	failed = err != nil
-	for g, c := range calls {
-		vals, cerr := cmds[g].Slice()
-		if cerr == nil && len(vals) != len(c.idx) {
-			cerr = fmt.Errorf("streams: append: unexpected reply of %d values for %d entries", len(vals), len(c.idx))
-		}
-		if cerr != nil {
-			for _, i := range c.idx {
-				out[i].Err = cerr
+		_, err = pipe.Exec(ctx)
+		for g := range calls {
+			c := &calls[g]
+			if txs[g] == nil {
+				if isNoScript(cmds[g].Err()) {
+					scripted = append(scripted, g)
+				} else if scriptResults(c, cmds[g], out, false) {
+					succeeded = true
+				}
+				continue
 			}
-			continue
+			switch s.finishTx(ctx, txs[g], c, out) {
+			case txAborted:
+				scripted = append(scripted, g)
+			case txCommitted:
+				succeeded = true
+			}
 		}
-		failed = false
-		for k, i := range c.idx {
-			id, _ := vals[k].(string)
-			out[i] = AppendResult{ID: id, Duplicate: id == ""}
+	} else {
+		scripted = make([]int, len(calls))
+		for g := range scripted {
+			scripted[g] = g
 		}
 	}
-	return failed, err
+	if len(scripted) > 0 {
+		cmds, serr := s.evalPipelined(ctx, len(scripted), func(pipe redis.Pipeliner, k int) *redis.Cmd {
+			c := &calls[scripted[k]]
+			return dedupAppendMany.EvalSha(ctx, pipe, c.keys, c.args...)
+		})
+		if err == nil || succeeded {
+			err = serr
+		}
+		for k, g := range scripted {
+			if cmds == nil {
+				for _, i := range calls[g].idx {
+					out[i].Err = serr
+				}
+			} else if scriptResults(&calls[g], cmds[k], out, calls[g].tx) {
+				succeeded = true
+			}
+		}
+	}
+	return !succeeded && err != nil, err
+}
+
+// scriptResults writes one dedupAppendMany call's results into out and
+// reports whether the call succeeded.
+func scriptResults(c *appendCall, cmd *redis.Cmd, out []AppendResult, fallback bool) bool {
+	vals, err := cmd.Slice()
+	if err == nil && len(vals) != len(c.idx) {
+		err = fmt.Errorf("streams: append: unexpected reply of %d values for %d entries", len(vals), len(c.idx))
+	}
+	if err != nil {
+		for _, i := range c.idx {
+			out[i].Err = err
+		}
+		return false
+	}
+	for k, i := range c.idx {
+		id, _ := vals[k].(string)
+		out[i] = AppendResult{ID: id, Duplicate: id == "", Fallback: fallback}
+	}
+	return true
 }
 
 // appendCall is one dedupAppendMany call: a run of one shard's requests with
 // the same field set.
 type appendCall struct {
-	idx  []int // request indexes, in order
-	keys []string
-	args []any
+	idx   []int // request indexes, in order
+	keys  []string
+	args  []any
+	shard int
+	nb    int  // buckets: keys[1 : 1+nb]
+	tx    bool // try the optimistic transaction first (txappend.go)
 }
 
 // maxCallBuckets bounds the buckets of one call (a slot is one byte).
@@ -192,8 +258,10 @@ func (s *Store) planAppends(reqs []Append, order []int, groups map[int][]int, tt
 	calls := make([]appendCall, 0, len(order))
 	var buckets []int64
 	var strKeys []string
+	txOK := s.txAllowed()
 	for _, shard := range order {
 		idx := groups[shard]
+		first := len(calls)
 		for len(idx) > 0 {
 			replayed := reqs[idx[0]].Entry.OriginalID != ""
 			names, perEntry := argsFresh, 2
@@ -253,11 +321,37 @@ func (s *Store) planAppends(reqs []Append, order []int, groups map[int][]int, tt
 				keys = append(keys, s.keys.DedupBucket(shard, b))
 			}
 			keys = append(keys, strKeys...)
-			calls = append(calls, appendCall{idx: idx[:n], keys: keys, args: values})
+			calls = append(calls, appendCall{idx: idx[:n], keys: keys, args: values, shard: shard, nb: len(buckets),
+				tx: txOK && !replayed && len(strKeys) == 0 && !anyRepair(reqs, idx[:n])})
 			idx = idx[n:]
+		}
+		if len(calls) > first+1 {
+			// A shard with several calls: an aborted transaction would land
+			// its entries after a later call's, so the script takes them all.
+			for g := first; g < len(calls); g++ {
+				calls[g].tx = false
+			}
 		}
 	}
 	return calls
+}
+
+func anyTx(calls []appendCall) bool {
+	for i := range calls {
+		if calls[i].tx {
+			return true
+		}
+	}
+	return false
+}
+
+func anyRepair(reqs []Append, idx []int) bool {
+	for _, i := range idx {
+		if reqs[i].Repair {
+			return true
+		}
+	}
+	return false
 }
 
 func anyNoScript(cmds []*redis.Cmd) bool {

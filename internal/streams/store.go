@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -140,6 +141,10 @@ type Store struct {
 	rdb    redis.UniversalClient
 	keys   Keys
 	shards int
+	// scriptOnly turns the optimistic append transaction off (tests);
+	// txPausedUntil (unix ns) pauses it after an unchecked commit.
+	scriptOnly    bool
+	txPausedUntil atomic.Int64
 }
 
 // NewStore binds a client to a key layout and shard count.
