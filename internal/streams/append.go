@@ -3,6 +3,7 @@ package streams
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -165,7 +166,9 @@ func (s *Store) appendLane(ctx context.Context, reqs []Append, shards []int, gro
 				cmds[g] = dedupAppendMany.EvalSha(ctx, pipe, calls[g].keys, calls[g].args...)
 			}
 		}
-		_, err = pipe.Exec(ctx)
+		if _, err = pipe.Exec(ctx); errors.Is(err, redis.Nil) {
+			err = nil // a discarded transaction; the calls' own errors are in out
+		}
 		for g := range calls {
 			c := &calls[g]
 			if txs[g] == nil {

@@ -54,8 +54,8 @@ const (
 
 // txCall is one queued transaction.
 type txCall struct {
-	check, multi, exec *redis.Cmd
-	xadds              []*redis.Cmd
+	watch, check, multi, exec *redis.Cmd
+	xadds                     []*redis.Cmd
 }
 
 // queueTx queues the transaction of call c on pipe. c holds the script's
@@ -72,8 +72,8 @@ func queueTx(ctx context.Context, pipe redis.Pipeliner, c *appendCall, watch str
 		watchArgs = append(watchArgs, b)
 		checkKeys = append(checkKeys, b)
 	}
-	pipe.Do(ctx, watchArgs...)
-	t := &txCall{check: dedupCheck.Eval(ctx, pipe, checkKeys, slots, digests)}
+	t := &txCall{watch: pipe.Do(ctx, watchArgs...)}
+	t.check = dedupCheck.Eval(ctx, pipe, checkKeys, slots, digests)
 	t.multi = pipe.Do(ctx, "MULTI")
 	stream := c.keys[0]
 	o := 4 + f
@@ -127,8 +127,9 @@ func (s *Store) finishTx(ctx context.Context, t *txCall, c *appendCall, out []Ap
 		return fail(fmt.Errorf("streams: append transaction: unexpected reply of %d values for %d entries", len(vals), len(c.idx)))
 	}
 	checked := true
-	if n, cerr := t.check.Int64(); cerr != nil || n != 0 {
-		// The check did not run, or found a copy and the EXEC ran anyway.
+	if n, cerr := t.check.Int64(); cerr != nil || n != 0 || t.watch.Err() != nil {
+		// The check did not run, or found a copy and the EXEC ran anyway,
+		// or nothing was watched.
 		checked = false
 		s.pauseTx()
 	}
