@@ -71,7 +71,8 @@ func dedupBucketOf(ts int64) (int64, bool) {
 	return ts / DedupBucketWidth.Milliseconds(), true
 }
 
-// AppendBatch runs dedup-and-append for every request: one script call per
+// AppendBatch runs dedup-and-append for every request: one script call (or,
+// for a run of fresh entries, one optimistic transaction: txappend.go) per
 // shard (more only when entries with other field sets, i.e. replays, are
 // mixed in), taking that shard's requests in order. A large batch is split
 // by shard into appendLanes pipelines on their own connections, sent at the
