@@ -198,6 +198,8 @@ func (s *Store) appendLane(ctx context.Context, reqs []Append, shards []int, gro
 			c := &calls[scripted[k]]
 			return dedupAppendMany.EvalSha(ctx, pipe, c.keys, c.args...)
 		})
+		// The lane's error is the second round trip's, unless the first
+		// already failed for every call (then that is the cause to report).
 		if err == nil || succeeded {
 			err = serr
 		}
