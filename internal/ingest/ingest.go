@@ -120,11 +120,14 @@ type Ingester struct {
 	// recoveredAt is when a standby first reached Redis again while spooling
 	// (only the append goroutine touches it).
 	recoveredAt time.Time
-	gen         uint64  // bumped when the queue moves to the spool
+	gen         uint64  // bumped when the queue moves to the spool or is emptied at shutdown
 	batchBuf    []*item // the append goroutine's batch buffer
-	wake        chan struct{}
-	room        chan struct{} // closed (and replaced) when the queue shrinks or Redis fails
-	stalled     bool          // a wait for room timed out; no more waits until the appender makes room
+	// next is the batch prepared behind the one in flight (append goroutine
+	// only; read and written under mu with the queue it refers to).
+	next    *preparedBatch
+	wake    chan struct{}
+	room    chan struct{} // closed (and replaced) when the queue shrinks or Redis fails
+	stalled bool          // a wait for room timed out; no more waits until the appender makes room
 	// handoff is the channel Run reads: a frame waits for room only while
 	// it has room to spare, so waiting never makes the receiver drop.
 	handoff <-chan receive.Frame
@@ -530,6 +533,7 @@ func (in *Ingester) drain(ctx context.Context) {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	in.gen++ // a batch still in flight must not drop frames from the emptied queue
 	for _, it := range in.queue {
 		if in.spool != nil {
 			in.spoolLocked(it)
@@ -572,29 +576,56 @@ func (in *Ingester) appendLoop(ctx context.Context) {
 }
 
 // step appends one batch (from the spool while spooling, else from the
-// queue). It reports whether it did anything.
+// queue). It reports whether it did anything. When more frames wait behind
+// the batch, it prepares the next batch while this one is at Redis; the
+// next step sends that one if it is still the queue's head.
 func (in *Ingester) step(ctx context.Context) (bool, error) {
 	in.mu.Lock()
 	spooling := in.spooling
 	in.mu.Unlock()
 	if spooling {
+		in.next = nil
 		return in.replaySpool(ctx)
 	}
 	in.mu.Lock()
-	n := len(in.queue)
-	if n > in.cfg.MaxBatch {
-		n = in.cfg.MaxBatch
+	var p *preparedBatch
+	var batch []*item
+	if in.next.coversLocked(in) {
+		p, batch = in.next, in.next.items
+	} else {
+		n := min(len(in.queue), in.cfg.MaxBatch)
+		// The batch is a copy: while it is in flight the queue may move to
+		// the spool and fill again. The buffer is the append goroutine's own.
+		batch = append(in.batchBuf[:0], in.queue[:n]...)
+		in.batchBuf = batch
 	}
-	// The batch is a copy: while it is in flight the queue may move to the
-	// spool and fill again. The buffer is the append goroutine's own.
-	batch := append(in.batchBuf[:0], in.queue[:n]...)
-	in.batchBuf = batch
+	in.next = nil
+	n := len(batch)
+	var ahead []*item
+	if rest := len(in.queue) - n; rest > 0 {
+		ahead = append([]*item(nil), in.queue[n:n+min(rest, in.cfg.MaxBatch)]...)
+	}
 	gen := in.gen
 	in.mu.Unlock()
 	if n == 0 {
 		return false, nil
 	}
-	if err := in.write(ctx, batch); err != nil {
+	var next *preparedBatch
+	var wg sync.WaitGroup
+	if ahead != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next = in.prepare(ctx, ahead)
+			next.gen = gen
+		}()
+	}
+	if p == nil {
+		p = in.prepare(ctx, batch)
+	}
+	err := in.send(ctx, p)
+	wg.Wait()
+	if err != nil {
 		if in.spool != nil {
 			// Move everything queued to the spool, in order, and keep going from there.
 			in.mu.Lock()
@@ -618,6 +649,7 @@ func (in *Ingester) step(ctx context.Context) (bool, error) {
 		}
 		in.stats.Queued.Store(int64(len(in.queue)))
 		in.roomLocked(true)
+		in.next = next
 	}
 	clear(batch) // release the frames' bytes
 	in.mu.Unlock()
@@ -627,37 +659,82 @@ func (in *Ingester) step(ctx context.Context) (bool, error) {
 // write appends a batch: quarantine entries one by one (rare), appends in one
 // pipelined round trip.
 func (in *Ingester) write(ctx context.Context, batch []*item) error {
+	return in.send(ctx, in.prepare(ctx, batch))
+}
+
+// preparedBatch is a batch with its appends planned (streams.PrepareAppend).
+type preparedBatch struct {
+	items []*item
+	gen   uint64 // the queue generation it was taken from
+	epoch int64
+	idx   []int // items[idx[j]] is the item of append j
+	plan  *streams.PreparedAppend
+}
+
+// prepare plans the appends of a batch; it does no I/O, so the append
+// goroutine runs it for the next batch while the current one is at Redis.
+func (in *Ingester) prepare(ctx context.Context, batch []*item) *preparedBatch {
+	p := &preparedBatch{items: batch, epoch: in.role.Epoch()}
 	reqs := make([]streams.Append, 0, len(batch))
-	idx := make([]int, 0, len(batch))
-	epoch := in.role.Epoch()
+	p.idx = make([]int, 0, len(batch))
 	for i, it := range batch {
 		if it.q != nil {
-			first, err := in.store.Quarantine(ctx, it.qDigest, *it.q, in.cfg.QuarantineDedup, in.cfg.QuarantineMaxLen)
-			if err != nil {
-				return err
-			}
-			if first {
-				in.stats.Quarantined.Add(1)
-				in.stats.inc(&in.stats.QuarantinedByReason, it.q.Reason)
-				in.log.Warn("frame quarantined", zap.String("reason", it.q.Reason), zap.String("detail", it.q.Detail), zap.Int("bytes", it.q.Size))
-			}
-			continue // a retried batch repeats this call; its dedup marker makes that a no-op
+			continue
 		}
 		a := it.app
 		if it.standby {
 			a.Entry.Epoch = 0
 			a.Repair = true
 		} else {
-			a.Entry.Epoch = epoch
+			a.Entry.Epoch = p.epoch
 		}
 		reqs = append(reqs, a)
-		idx = append(idx, i)
+		p.idx = append(p.idx, i)
 	}
-	if len(reqs) == 0 {
+	p.plan = in.store.PrepareAppend(ctx, reqs, in.cfg.DedupWindow)
+	return p
+}
+
+// covers reports whether p was prepared for exactly the head of the queue
+// as it is now (under in.mu): same generation, same items in order.
+func (p *preparedBatch) coversLocked(in *Ingester) bool {
+	if p == nil || p.gen != in.gen || len(in.queue) < len(p.items) {
+		return false
+	}
+	for i, it := range p.items {
+		if in.queue[i] != it {
+			return false
+		}
+	}
+	return true
+}
+
+// send writes a prepared batch: its quarantine entries, then its appends.
+func (in *Ingester) send(ctx context.Context, p *preparedBatch) error {
+	batch := p.items
+	for _, it := range batch {
+		if it.q == nil {
+			continue
+		}
+		first, err := in.store.Quarantine(ctx, it.qDigest, *it.q, in.cfg.QuarantineDedup, in.cfg.QuarantineMaxLen)
+		if err != nil {
+			return err
+		}
+		if first {
+			in.stats.Quarantined.Add(1)
+			in.stats.inc(&in.stats.QuarantinedByReason, it.q.Reason)
+			in.log.Warn("frame quarantined", zap.String("reason", it.q.Reason), zap.String("detail", it.q.Detail), zap.Int("bytes", it.q.Size))
+		}
+		// a retried batch repeats this call; its dedup marker makes that a no-op
+	}
+	if p.plan.Len() == 0 {
 		return nil
 	}
+	if in.role.Epoch() != p.epoch {
+		p = in.prepare(ctx, batch) // the epoch changed since it was planned
+	}
 	start := time.Now()
-	res, err := in.store.AppendBatch(ctx, reqs, in.cfg.DedupWindow)
+	res, err := in.store.AppendPrepared(ctx, p.plan)
 	if err != nil {
 		in.stats.AppendErrors.Add(1)
 		return err
@@ -668,7 +745,7 @@ func (in *Ingester) write(ctx context.Context, batch []*item) error {
 	in.stats.Batches.Add(1)
 	unchecked := 0
 	for j, r := range res {
-		it := batch[idx[j]]
+		it := batch[p.idx[j]]
 		if r.Fallback {
 			in.stats.AppendFallbacks.Add(1)
 		}

@@ -67,9 +67,10 @@ func (id Identity) Key() string {
 	b.WriteByte(':')
 	b.WriteString(keyEscaper.Replace(id.Sender))
 	b.WriteByte(':')
-	b.WriteString(strconv.FormatInt(id.Device, 10))
+	var num [20]byte // the numbers are formatted without an allocation each
+	b.Write(strconv.AppendInt(num[:0], id.Device, 10))
 	b.WriteByte(':')
-	b.WriteString(strconv.FormatInt(id.Timestamp, 10))
+	b.Write(strconv.AppendInt(num[:0], id.Timestamp, 10))
 	b.WriteByte(':')
 	b.WriteString(keyEscaper.Replace(string(id.Kind)))
 	return b.String()

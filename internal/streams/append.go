@@ -83,8 +83,40 @@ func dedupBucketOf(ts int64) (int64, bool) {
 // per-request results; the error is non-nil only when the whole batch
 // failed (e.g. Redis unreachable).
 func (s *Store) AppendBatch(ctx context.Context, reqs []Append, dedupTTL time.Duration) ([]AppendResult, error) {
+	return s.AppendPrepared(ctx, s.PrepareAppend(ctx, reqs, dedupTTL))
+}
+
+// PreparedAppend is an AppendBatch planned but not sent: its script
+// arguments and first pipelines are built. Planning is most of the client's
+// work per entry and needs no round trip, so a caller with more entries
+// waiting plans the next batch while the current one is at Redis
+// (ARCHITECTURE §5.3). Send it once, with AppendPrepared; until then it holds
+// the requests' payloads.
+type PreparedAppend struct {
+	n     int
+	ttl   time.Duration
+	reqs  []Append
+	tx    bool // planned while the transaction was allowed
+	lanes []preparedLane
+}
+
+// Len is the number of requests.
+func (p *PreparedAppend) Len() int { return p.n }
+
+// preparedLane is one lane's calls and, when any is a transaction, its
+// first pipeline, queued.
+type preparedLane struct {
+	calls []appendCall
+	pipe  redis.Pipeliner
+	txs   []*txCall
+	cmds  []*redis.Cmd
+}
+
+// PrepareAppend plans an AppendBatch of reqs (which it keeps until sent).
+func (s *Store) PrepareAppend(ctx context.Context, reqs []Append, dedupTTL time.Duration) *PreparedAppend {
+	p := &PreparedAppend{n: len(reqs), ttl: dedupTTL, reqs: reqs, tx: s.txAllowed()}
 	if len(reqs) == 0 {
-		return nil, nil
+		return p
 	}
 	ttl := strconv.FormatInt(dedupTTL.Milliseconds(), 10)
 	var order []int
@@ -96,13 +128,9 @@ func (s *Store) AppendBatch(ctx context.Context, reqs []Append, dedupTTL time.Du
 		}
 		groups[r.Shard] = append(g, i)
 	}
-	out := make([]AppendResult, len(reqs))
 	if len(reqs) < laneMinEntries || len(order) < 2 {
-		failed, err := s.appendLane(ctx, reqs, order, groups, ttl, out)
-		if failed {
-			return out, fmt.Errorf("streams: append batch: %w", err)
-		}
-		return out, nil
+		p.lanes = []preparedLane{s.prepareLane(ctx, reqs, order, groups, ttl, p.tx)}
+		return p
 	}
 	// Greedy balance: each shard (largest first would be better, but order of
 	// appearance is good enough) goes to the lane with the fewest entries.
@@ -118,19 +146,41 @@ func (s *Store) AppendBatch(ctx context.Context, reqs []Append, dedupTTL time.Du
 		lanes[l] = append(lanes[l], shard)
 		load[l] += len(groups[shard])
 	}
+	p.lanes = make([]preparedLane, appendLanes)
+	for l := range p.lanes {
+		p.lanes[l] = s.prepareLane(ctx, reqs, lanes[l], groups, ttl, p.tx)
+	}
+	return p
+}
+
+// AppendPrepared sends a prepared batch; see AppendBatch. A batch planned
+// for the transaction while the store has since paused it is planned again.
+func (s *Store) AppendPrepared(ctx context.Context, p *PreparedAppend) ([]AppendResult, error) {
+	if p.n == 0 {
+		return nil, nil
+	}
+	if p.reqs == nil {
+		return nil, errors.New("streams: append batch: a prepared batch is sent once")
+	}
+	reqs := p.reqs
+	p.reqs = nil
+	if p.tx && !s.txAllowed() {
+		p = s.PrepareAppend(ctx, reqs, p.ttl)
+	}
+	out := make([]AppendResult, len(reqs))
 	var failed [appendLanes]bool
 	var errs [appendLanes]error
 	var wg sync.WaitGroup
-	for l := 1; l < appendLanes; l++ {
+	for l := 1; l < len(p.lanes); l++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			failed[l], errs[l] = s.appendLane(ctx, reqs, lanes[l], groups, ttl, out)
+			failed[l], errs[l] = s.appendLane(ctx, &p.lanes[l], out)
 		}()
 	}
-	failed[0], errs[0] = s.appendLane(ctx, reqs, lanes[0], groups, ttl, out)
+	failed[0], errs[0] = s.appendLane(ctx, &p.lanes[0], out)
 	wg.Wait()
-	for l := range failed {
+	for l := range p.lanes {
 		if !failed[l] {
 			return out, nil
 		}
@@ -146,41 +196,50 @@ const (
 	laneMinEntries = 128
 )
 
-// appendLane runs the requests of some shards in one pipelined round trip
-// and writes their results into out. Calls marked tx try the optimistic
-// transaction (txappend.go), the others the script; the calls the script
-// must (re)run — aborted transactions, NOSCRIPT refusals — go in a second
-// round trip. failed reports that no call succeeded because a round trip
-// failed (err).
-func (s *Store) appendLane(ctx context.Context, reqs []Append, shards []int, groups map[int][]int, ttl string, out []AppendResult) (failed bool, err error) {
-	calls := s.planAppends(reqs, shards, groups, ttl)
+// prepareLane plans the calls of some shards and, when any may try the
+// transaction, queues the lane's first pipeline (sent by appendLane).
+func (s *Store) prepareLane(ctx context.Context, reqs []Append, shards []int, groups map[int][]int, ttl string, txOK bool) preparedLane {
+	l := preparedLane{calls: s.planAppends(reqs, shards, groups, ttl, txOK)}
+	if !anyTx(l.calls) {
+		return l
+	}
+	l.pipe = s.rdb.Pipeline()
+	l.txs = make([]*txCall, len(l.calls))
+	l.cmds = make([]*redis.Cmd, len(l.calls))
+	for g := range l.calls {
+		if l.calls[g].tx {
+			l.txs[g] = queueTx(ctx, l.pipe, &l.calls[g], s.keys.DedupWatch(l.calls[g].shard))
+		} else {
+			l.cmds[g] = dedupAppendMany.EvalSha(ctx, l.pipe, l.calls[g].keys, l.calls[g].args...)
+		}
+	}
+	return l
+}
+
+// appendLane runs a lane's requests in one pipelined round trip and writes
+// their results into out. Calls marked tx try the optimistic transaction
+// (txappend.go), the others the script; the calls the script must (re)run —
+// aborted transactions, NOSCRIPT refusals — go in a second round trip.
+// failed reports that no call succeeded because a round trip failed (err).
+func (s *Store) appendLane(ctx context.Context, l *preparedLane, out []AppendResult) (failed bool, err error) {
+	calls := l.calls
 	succeeded := false
 	var scripted []int
-	if anyTx(calls) {
-		pipe := s.rdb.Pipeline()
-		txs := make([]*txCall, len(calls))
-		cmds := make([]*redis.Cmd, len(calls))
-		for g := range calls {
-			if calls[g].tx {
-				txs[g] = queueTx(ctx, pipe, &calls[g], s.keys.DedupWatch(calls[g].shard))
-			} else {
-				cmds[g] = dedupAppendMany.EvalSha(ctx, pipe, calls[g].keys, calls[g].args...)
-			}
-		}
-		if _, err = pipe.Exec(ctx); errors.Is(err, redis.Nil) {
+	if l.pipe != nil {
+		if _, err = l.pipe.Exec(ctx); errors.Is(err, redis.Nil) {
 			err = nil // a discarded transaction; the calls' own errors are in out
 		}
 		for g := range calls {
 			c := &calls[g]
-			if txs[g] == nil {
-				if isNoScript(cmds[g].Err()) {
+			if l.txs[g] == nil {
+				if isNoScript(l.cmds[g].Err()) {
 					scripted = append(scripted, g)
-				} else if scriptResults(c, cmds[g], out, false) {
+				} else if scriptResults(c, l.cmds[g], out, false) {
 					succeeded = true
 				}
 				continue
 			}
-			switch s.finishTx(ctx, txs[g], c, out) {
+			switch s.finishTx(ctx, l.txs[g], c, out) {
 			case txAborted:
 				scripted = append(scripted, g)
 			case txCommitted:
@@ -260,11 +319,10 @@ var (
 // planAppends builds the script calls (layout: dedupAppendMany) for the
 // requests of the given shards; groups holds each shard's request indexes in
 // order.
-func (s *Store) planAppends(reqs []Append, order []int, groups map[int][]int, ttl string) []appendCall {
+func (s *Store) planAppends(reqs []Append, order []int, groups map[int][]int, ttl string, txOK bool) []appendCall {
 	calls := make([]appendCall, 0, len(order))
 	var buckets []int64
 	var strKeys []string
-	txOK := s.txAllowed()
 	for _, shard := range order {
 		idx := groups[shard]
 		first := len(calls)
@@ -285,7 +343,8 @@ func (s *Store) planAppends(reqs []Append, order []int, groups map[int][]int, tt
 				e := &reqs[i].Entry
 				size += 64 + len(e.Kind) + len(e.Ingester) + len(e.Conversation)
 			}
-			metas := make([]byte, 0, size) // every entry's FieldMeta, in one allocation
+			metas := make([]byte, 0, size)      // every entry's FieldMeta, in one allocation
+			views := make([]string, 2*len(idx)) // meta and payload of each entry, boxed by pointer (stringView)
 			n := 0
 			for ; n < len(idx); n++ {
 				r := &reqs[idx[n]]
@@ -310,12 +369,13 @@ func (s *Store) planAppends(reqs []Append, order []int, groups map[int][]int, tt
 				} else {
 					strKeys = append(strKeys, s.keys.Dedup(shard, r.Identity))
 				}
-				sum := sha256.Sum256([]byte(r.Identity))
+				sum := sha256.Sum256(readOnlyBytes(r.Identity))
 				slots = append(slots, byte(slot))
 				digests = append(digests, sum[:16]...)
 				start := len(metas)
 				metas = appendMeta(metas, &r.Entry)
-				values = append(values, metas[start:len(metas):len(metas)], r.Entry.Payload)
+				views[2*n], views[2*n+1] = stringView(metas[start:]), stringView(r.Entry.Payload)
+				values = append(values, &views[2*n], &views[2*n+1])
 				if replayed {
 					values = append(values, r.Entry.OriginalID, strconv.Itoa(r.Entry.ReplayCount))
 				}

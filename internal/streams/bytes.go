@@ -13,3 +13,14 @@ func readOnlyBytes(s string) []byte {
 	}
 	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
+
+// stringView returns b as a string without copying it; b must not change
+// while the string is in use. The append path boxes its per-entry arguments
+// as *string (which go-redis writes like a string): a pointer in an
+// interface does not allocate, a []byte or string does, twice per entry.
+func stringView(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}

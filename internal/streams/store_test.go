@@ -354,7 +354,7 @@ func TestAppendBatchManyBuckets(t *testing.T) {
 	if n := c.XLen(ctx, s.Keys().Stream(0)).Val(); n != 300 {
 		t.Fatalf("stream length %d, want 300", n)
 	}
-	if got := len(s.planAppends(reqs, []int{0}, map[int][]int{0: seq(600)}, "1")); got < 3 {
+	if got := len(s.planAppends(reqs, []int{0}, map[int][]int{0: seq(600)}, "1", true)); got < 3 {
 		t.Fatalf("%d calls for 600 entries over 300 buckets, want at least 3", got)
 	}
 }

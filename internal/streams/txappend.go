@@ -75,20 +75,25 @@ func queueTx(ctx context.Context, pipe redis.Pipeliner, c *appendCall, watch str
 	t := &txCall{watch: pipe.Do(ctx, watchArgs...)}
 	t.check = dedupCheck.Eval(ctx, pipe, checkKeys, slots, digests)
 	t.multi = pipe.Do(ctx, "MULTI")
-	stream := c.keys[0]
+	var stream any = c.keys[0] // boxed once
 	o := 4 + f
 	t.xadds = make([]*redis.Cmd, len(c.idx))
+	args := make([]any, 7*len(c.idx)) // every XADD's arguments, in one allocation
 	for k := range c.idx {
 		v := c.args[o+f*k : o+f*k+f]
-		t.xadds[k] = pipe.Do(ctx, "XADD", stream, "*", FieldMeta, v[0], FieldPayload, v[1])
+		a := args[7*k : 7*k+7 : 7*k+7]
+		a[0], a[1], a[2], a[3], a[4], a[5], a[6] = "XADD", stream, "*", FieldMeta, v[0], FieldPayload, v[1]
+		t.xadds[k] = pipe.Do(ctx, a...)
 	}
 	ttl := c.args[0]
+	markers := make([]string, len(slots)) // boxed by pointer (stringView)
 	for j, b := range buckets {
 		add := make([]any, 2, 2+len(c.idx))
 		add[0], add[1] = "SADD", b
 		for m := range slots {
 			if int(slots[m]) == j+1 {
-				add = append(add, digests[16*m:16*m+16])
+				markers[m] = stringView(digests[16*m : 16*m+16])
+				add = append(add, &markers[m])
 			}
 		}
 		pipe.Do(ctx, add...)

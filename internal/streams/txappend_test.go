@@ -3,6 +3,8 @@ package streams
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,5 +129,96 @@ func TestAppendTransactionUncheckedPauses(t *testing.T) {
 	res, err = ls.AppendBatch(ctx, []Append{{Shard: 1, Identity: "b", Entry: e}}, time.Hour)
 	if err == nil && res[0].Err == nil {
 		t.Fatalf("script path under a no-script ACL appended: %+v", res)
+	}
+}
+
+// commandNames records the names of the commands of every pipeline.
+type commandNames struct {
+	mu    sync.Mutex
+	names map[string]int
+}
+
+func (h *commandNames) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *commandNames) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *commandNames) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.mu.Lock()
+		for _, c := range cmds {
+			h.names[strings.ToUpper(c.Name())]++
+		}
+		h.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+// A prepared batch is sent once, and planned again when the transaction was
+// paused between its planning and its sending: it must not commit through a
+// path the store has turned off.
+func TestAppendPrepared(t *testing.T) {
+	reqs := func(from int) []Append {
+		var out []Append
+		for i := from; i < from+300; i++ { // above laneMinEntries: two lanes
+			out = append(out, Append{Shard: i % 4, Identity: fmt.Sprint("id", i),
+				Entry: Entry{Kind: "message", Conversation: fmt.Sprint("u:", i%4), Timestamp: 1767225600000 + int64(i), Payload: []byte(fmt.Sprint(i))}})
+		}
+		return out
+	}
+	cases := []struct {
+		name      string
+		pause     bool // pause the transaction after planning
+		wantMulti bool
+	}{
+		{name: "sent as planned", wantMulti: true},
+		{name: "paused after planning so the script appends", pause: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, c := newStore(t, 4)
+			if err := LoadScripts(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			hook := &commandNames{names: map[string]int{}}
+			c.AddHook(hook)
+			p := s.PrepareAppend(ctx, reqs(0), time.Hour)
+			if p.Len() != 300 {
+				t.Fatalf("Len = %d, want 300", p.Len())
+			}
+			if tc.pause {
+				s.pauseTx()
+			}
+			res, err := s.AppendPrepared(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range res {
+				if r.Err != nil || r.Duplicate || r.ID == "" || r.Unchecked || r.Fallback {
+					t.Fatalf("result %d = %+v, want appended", i, r)
+				}
+			}
+			if got := hook.names["MULTI"] > 0; got != tc.wantMulti {
+				t.Errorf("MULTI sent = %v, want %v (commands %v)", got, tc.wantMulti, hook.names)
+			}
+			var n int64
+			for sh := 0; sh < 4; sh++ {
+				n += c.XLen(ctx, s.Keys().Stream(sh)).Val()
+			}
+			if n != 300 {
+				t.Errorf("streams hold %d entries, want 300", n)
+			}
+			if _, err := s.AppendPrepared(ctx, p); err == nil {
+				t.Error("a prepared batch sent twice: no error")
+			}
+			// The same requests again are duplicates, whatever path decides.
+			again, err := s.AppendBatch(ctx, reqs(0), time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range again {
+				if !r.Duplicate {
+					t.Fatalf("repeated request %d = %+v, want a duplicate", i, r)
+				}
+			}
+		})
 	}
 }
