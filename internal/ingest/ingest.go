@@ -382,7 +382,9 @@ func (in *Ingester) classify(raw []byte, at time.Time) item {
 // acceptAll fills its slice in place instead of copying each one).
 func (in *Ingester) classifyInto(it *item, raw []byte, at time.Time) {
 	*it = item{raw: raw, receivedAt: at, standby: !in.role.IsLeader()}
-	f, err := in.dec.Decode(raw)
+	// The frame lives only during the call: the item keeps strings, which
+	// are parts of raw or copies, never the frame.
+	err := in.dec.DecodeScoped(raw, func(f *signal.Frame) { in.classifyFrame(it, f) })
 	switch {
 	case errors.Is(err, signal.ErrTooLarge):
 		keep := raw
@@ -393,8 +395,12 @@ func (in *Ingester) classifyInto(it *item, raw []byte, at time.Time) {
 		return
 	case err != nil:
 		in.quarantine(it, "malformed", err.Error(), raw)
-		return
 	}
+}
+
+// classifyFrame makes it the item of a decoded frame.
+func (in *Ingester) classifyFrame(it *item, f *signal.Frame) {
+	raw := it.raw
 	kind := f.Kind()
 	switch kind {
 	case signal.KindError:
@@ -423,7 +429,7 @@ func (in *Ingester) classifyInto(it *item, raw []byte, at time.Time) {
 		Shard:    streams.ShardOf(conv.Key, in.store.Shards()),
 		Identity: identity,
 		Entry: streams.Entry{Kind: string(kind), Conversation: conv.Key, Timestamp: ts,
-			ReceivedAt: at.UnixMilli(), Ingester: in.cfg.Instance, Payload: raw},
+			ReceivedAt: it.receivedAt.UnixMilli(), Ingester: in.cfg.Instance, Payload: raw},
 	}
 }
 

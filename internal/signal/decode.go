@@ -126,25 +126,71 @@ func (d Decoder) Decode(raw []byte) (*Frame, error) {
 	return f, nil
 }
 
+// DecodeScoped decodes raw like Decode and passes the frame to fn. The frame
+// and its parts are valid only until fn returns: their memory is reused for
+// a later frame. Strings read from the frame stay valid (they are parts of
+// raw, or of its one copy); pointers into it, and the frame, do not. It is
+// for callers that read a few fields of every frame and keep none of it
+// (the ingester): the common frame then costs no allocation of its own.
+func (d Decoder) DecodeScoped(raw []byte, fn func(*Frame)) error {
+	if err := d.check(raw); err != nil {
+		return fmt.Errorf("signal: decode: %w", err)
+	}
+	blk := blockPool.Get().(*subsetBlock)
+	defer func() {
+		*blk = subsetBlock{}
+		blockPool.Put(blk)
+	}()
+	if f, ok := decodeSubsetInto(blk, raw, d.ShareRaw); ok {
+		d.finishSubset(f, raw)
+		fn(f)
+		return nil
+	}
+	f, err := d.decodeFull(raw)
+	if err != nil {
+		return fmt.Errorf("signal: decode: %w", err)
+	}
+	fn(f)
+	return nil
+}
+
 func (d Decoder) decode(raw []byte) (*Frame, error) {
+	if err := d.check(raw); err != nil {
+		return nil, err
+	}
+	if f, ok := decodeSubset(raw, d.ShareRaw); ok {
+		d.finishSubset(f, raw)
+		return f, nil
+	}
+	return d.decodeFull(raw)
+}
+
+// check refuses what no decoder may read: empty, oversize, not UTF-8.
+func (d Decoder) check(raw []byte) error {
 	if len(bytes.TrimSpace(raw)) == 0 {
-		return nil, ErrEmpty
+		return ErrEmpty
 	}
 	if d.MaxFrameBytes > 0 && len(raw) > d.MaxFrameBytes {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d; raise the frame limit if signal-cli legitimately sends frames this large",
+		return fmt.Errorf("%w: %d bytes, limit %d; raise the frame limit if signal-cli legitimately sends frames this large",
 			ErrTooLarge, len(raw), d.MaxFrameBytes)
 	}
 	if !utf8.Valid(raw) {
-		return nil, ErrInvalidUTF8
+		return ErrInvalidUTF8
 	}
-	if f, ok := decodeSubset(raw, d.ShareRaw); ok {
-		// The common shape, decoded exactly as below would (subset.go).
-		f.Raw = raw
-		if !d.ShareRaw {
-			f.Raw = bytes.Clone(raw)
-		}
-		return f, nil
+	return nil
+}
+
+// finishSubset completes a frame of the common shape, decoded exactly as
+// decodeFull would (subset.go).
+func (d Decoder) finishSubset(f *Frame, raw []byte) {
+	f.Raw = raw
+	if !d.ShareRaw {
+		f.Raw = bytes.Clone(raw)
 	}
+}
+
+// decodeFull decodes a checked frame of any shape.
+func (d Decoder) decodeFull(raw []byte) (*Frame, error) {
 	var w wireFrame
 	// goccy/go-json decodes this model 4–5× faster than encoding/json
 	// (BenchmarkDecodeFast); encoding/json stays the reference: it decodes

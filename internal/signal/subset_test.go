@@ -2,6 +2,7 @@ package signal
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -36,6 +37,11 @@ func checkSubset(t *testing.T, raw []byte) (accepted bool) {
 	// without it, also when it shares the input's bytes.
 	for _, d := range []Decoder{{}, {ShareRaw: true}} {
 		in := bytes.Clone(raw)
+		var scoped Frame
+		if err := d.DecodeScoped(in, func(f *Frame) { scoped = *f; scoped.Envelope = cloneEnvelope(f.Envelope) }); err != nil ||
+			!reflect.DeepEqual(scoped.Envelope, want.Envelope) || !bytes.Equal(scoped.Raw, raw) {
+			t.Fatalf("DecodeScoped (share %v) differs for %q: %v\n%#v", d.ShareRaw, raw, err, scoped.Envelope)
+		}
 		full, err := d.Decode(in)
 		if err != nil || !reflect.DeepEqual(full.Envelope, want.Envelope) || !bytes.Equal(full.Raw, raw) {
 			t.Fatalf("Decode (ShareRaw %v) of %q: %v %#v", d.ShareRaw, raw, err, full)
@@ -189,4 +195,64 @@ func BenchmarkDecodeSubset(b *testing.B) {
 			}
 		}
 	})
+}
+
+// cloneEnvelope copies what the subset fills, so the copy outlives a scoped
+// frame.
+func cloneEnvelope(e *Envelope) *Envelope {
+	if e == nil {
+		return nil
+	}
+	c := *e
+	if e.DataMessage != nil {
+		d := *e.DataMessage
+		if d.Message != nil {
+			m := *d.Message
+			d.Message = &m
+		}
+		if d.GroupInfo != nil {
+			g := *d.GroupInfo
+			d.GroupInfo = &g
+		}
+		c.DataMessage = &d
+	}
+	return &c
+}
+
+// What a DecodeScoped caller keeps (strings) stays intact when the frame's
+// memory is reused for the next frames, and a frame no decoder may read
+// fails as with Decode, without calling back.
+func TestDecodeScopedKeepsStringsAcrossFrames(t *testing.T) {
+	names := []string{"a_direct_text.json", "b_hidden_number.json", "c_group_mention.json", "a_direct_text.json"}
+	type kept struct{ conv, identity, source, text string }
+	keep := func(f *Frame) kept {
+		id, _ := f.Identity()
+		return kept{f.Conversation().Key, id.Key(), f.Envelope.SourceUUID, f.Envelope.DataMessage.Text()}
+	}
+	for _, share := range []bool{false, true} {
+		d := Decoder{ShareRaw: share}
+		var got, want []kept
+		for _, name := range names {
+			raw, err := os.ReadFile(filepath.Join("testdata", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := d.Decode(bytes.Clone(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, keep(f))
+			if err := d.DecodeScoped(raw, func(f *Frame) { got = append(got, keep(f)) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("share %v: kept %q\nwant %q", share, got, want)
+		}
+	}
+	called := false
+	err := Decoder{MaxFrameBytes: 10}.DecodeScoped([]byte(`{"envelope":{"timestamp":1}}`), func(*Frame) { called = true })
+	if !errors.Is(err, ErrTooLarge) || called {
+		t.Errorf("oversize frame: err %v, called %v; want ErrTooLarge without a call", err, called)
+	}
 }
