@@ -149,12 +149,14 @@ func (s *Store) commitArgs(r CommitReq) ([]string, []any) {
 	keys := []string{s.keys.Lease(n), s.keys.Stream(n), s.keys.Attempts(n), s.keys.Started(n)}
 	args := make([]any, 0, 5+len(r.IDs)+len(r.Recorded)+5*len(r.Ops))
 	args = append(args, r.Lease.Token, len(r.IDs))
-	for _, id := range r.IDs {
-		args = append(args, id)
+	// The ids are boxed by pointer (go-redis writes a *string as the string):
+	// boxing a string allocates, once per entry.
+	for i := range r.IDs {
+		args = append(args, &r.IDs[i])
 	}
 	args = append(args, len(r.Recorded))
-	for _, id := range r.Recorded {
-		args = append(args, id)
+	for i := range r.Recorded {
+		args = append(args, &r.Recorded[i])
 	}
 	marker := r.Marker
 	if marker == "" {

@@ -184,12 +184,12 @@ func (d *dispatcher) take(ctx context.Context) (*conv, *item, context.Context, b
 	if d.stopping || ctx.Err() != nil {
 		return nil, nil, nil, false
 	}
-	c := d.ready[0]
-	d.ready = d.ready[1:]
+	var c *conv
+	c, d.ready = popFront(d.ready)
 	c.inReady = false
 	c.running = true
-	m := c.q[0]
-	c.q = c.q[1:]
+	var m *item
+	m, c.q = popFront(c.q)
 	d.queued--
 	d.running++
 	d.byShard[c.shard]++
@@ -339,4 +339,20 @@ func (d *dispatcher) waitIdle(done func() bool, deadline time.Time) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// popFront removes the first element of a FIFO slice. A short one is
+// shifted down, so it keeps its capacity: reslicing past the head shrinks
+// it, and a conversation's queue, which holds one entry at a time at low
+// load, was reallocated on almost every append.
+func popFront[T any](q []T) (T, []T) {
+	first := q[0]
+	var zero T
+	if len(q) <= 16 {
+		copy(q, q[1:])
+		q[len(q)-1] = zero
+		return first, q[:len(q)-1]
+	}
+	q[0] = zero
+	return first, q[1:]
 }
