@@ -773,7 +773,7 @@ func (in *Ingester) send(ctx context.Context, p *preparedBatch) error {
 		}
 	}
 	if unchecked > 0 {
-		in.log.Error("entries appended without their duplicate check; the append script alone is used for the next minutes (ARCHITECTURE §5.3): check that this Redis user may run EVAL",
+		in.log.Error("entries appended without their duplicate check; the append script alone is used for the next minutes (ARCHITECTURE §5.3): check that this Redis user may run SADD, SINTERSTORE and DEL",
 			zap.Int("entries", unchecked))
 	}
 	return nil

@@ -55,6 +55,10 @@ func (k Keys) DedupBucket(n int, bucket int64) string {
 // its duplicate check writes to discard the transaction (txappend.go).
 func (k Keys) DedupWatch(n int) string { return k.shard(n, "ddw") }
 
+// DedupScratch is shard n's scratch set of one store (token): the optimistic
+// append's check puts a run's markers there to intersect them with a bucket.
+func (k Keys) DedupScratch(n int, token string) string { return k.shard(n, "ddt:"+token) }
+
 // DedupDigest is the marker field of an identity in its bucket: the first 16
 // bytes of SHA-256 of the identity key, as raw bytes.
 func DedupDigest(identity string) string {
@@ -208,7 +212,8 @@ func (s *Store) prepareLane(ctx context.Context, reqs []Append, shards []int, gr
 	l.cmds = make([]*redis.Cmd, len(l.calls))
 	for g := range l.calls {
 		if l.calls[g].tx {
-			l.txs[g] = queueTx(ctx, l.pipe, &l.calls[g], s.keys.DedupWatch(l.calls[g].shard))
+			sh := l.calls[g].shard
+			l.txs[g] = queueTx(ctx, l.pipe, &l.calls[g], s.keys.DedupWatch(sh), s.keys.DedupScratch(sh, s.token))
 		} else {
 			l.cmds[g] = dedupAppendMany.EvalSha(ctx, l.pipe, l.calls[g].keys, l.calls[g].args...)
 		}
@@ -387,8 +392,8 @@ func (s *Store) planAppends(reqs []Append, order []int, groups map[int][]int, tt
 				keys = append(keys, s.keys.DedupBucket(shard, b))
 			}
 			keys = append(keys, strKeys...)
-			calls = append(calls, appendCall{idx: idx[:n], keys: keys, args: values, shard: shard, nb: len(buckets),
-				tx: txOK && !replayed && len(strKeys) == 0 && !anyRepair(reqs, idx[:n])})
+			tx := txOK && !replayed && len(strKeys) == 0 && !anyRepair(reqs, idx[:n]) && !repeatsDigest(digests)
+			calls = append(calls, appendCall{idx: idx[:n], keys: keys, args: values, shard: shard, nb: len(buckets), tx: tx})
 			idx = idx[n:]
 		}
 		if len(calls) > first+1 {
@@ -400,6 +405,21 @@ func (s *Store) planAppends(reqs []Append, order []int, groups map[int][]int, tt
 		}
 	}
 	return calls
+}
+
+// repeatsDigest reports whether a run holds the same marker twice (the
+// same event twice in one batch): the transaction's check only looks for
+// markers already in Redis, so such a run goes to the script.
+func repeatsDigest(digests []byte) bool {
+	seen := make(map[[16]byte]struct{}, len(digests)/16)
+	for i := 0; i+16 <= len(digests); i += 16 {
+		d := [16]byte(digests[i : i+16])
+		if _, ok := seen[d]; ok {
+			return true
+		}
+		seen[d] = struct{}{}
+	}
+	return false
 }
 
 func anyTx(calls []appendCall) bool {

@@ -109,42 +109,6 @@ end
 return out
 `)
 
-// dedupCheck is the duplicate check of the optimistic append (txappend.go),
-// run between its WATCH and its MULTI; it is always sent with EVAL (a
-// NOSCRIPT refusal must not let the transaction commit unchecked). It writes
-// the watched key, which discards the transaction, when an entry's marker is
-// in its bucket or appears twice in the run.
-// KEYS[1] watch key, KEYS[2..1+B] bucket sets. ARGV[1] slots, ARGV[2]
-// digests (as dedupAppendMany). Returns 1 when it found a copy, else 0.
-var dedupCheck = redis.NewScript(`
-local sbyte, ssub = string.byte, string.sub
-local slots, digests = ARGV[1], ARGV[2]
-local ask, seen, copy = {}, {}, false
-for m = 1, #slots do
-  local b = sbyte(slots, m)
-  local d = ssub(digests, 16 * m - 15, 16 * m)
-  if seen[d] then copy = true break end
-  seen[d] = true
-  local t = ask[b]
-  if not t then t = {} ask[b] = t end
-  t[#t + 1] = d
-end
-if not copy then
-  for b, t in pairs(ask) do
-    local have = redis.call('SMISMEMBER', KEYS[1 + b], unpack(t))
-    for i = 1, #have do
-      if have[i] == 1 then copy = true break end
-    end
-    if copy then break end
-  end
-end
-if copy then
-  redis.call('SET', KEYS[1], '1', 'PX', 1000)
-  return 1
-end
-return 0
-`)
-
 // dedupAppendCapped is dedup-and-append of one entry for the quarantine, with
 // a string marker holding the first id; the stream is capped approximately (a
 // quarantine entry is evidence, not work).
@@ -183,7 +147,7 @@ return redis.call('HGET', KEYS[1], 'shard_count')
 
 // allScripts lists every script so Load can preload them (pipelined calls use
 // EVALSHA and cannot fall back to EVAL mid-pipeline).
-var allScripts = []*redis.Script{dedupAppendMany, dedupCheck, dedupAppendCapped, nextEpoch, initMeta}
+var allScripts = []*redis.Script{dedupAppendMany, dedupAppendCapped, nextEpoch, initMeta}
 
 // LoadScripts loads every script into the script cache (at start and after a
 // NOSCRIPT error, e.g. when Redis restarted).

@@ -2,6 +2,8 @@ package streams
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -145,11 +147,16 @@ type Store struct {
 	// txPausedUntil (unix ns) pauses it after an unchecked commit.
 	scriptOnly    bool
 	txPausedUntil atomic.Int64
+	// token names this store's scratch sets (DedupScratch): random, so no
+	// other client's commands touch them.
+	token string
 }
 
 // NewStore binds a client to a key layout and shard count.
 func NewStore(rdb redis.UniversalClient, keys Keys, shards int) *Store {
-	return &Store{rdb: rdb, keys: keys, shards: shards}
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand does not fail on supported platforms
+	return &Store{rdb: rdb, keys: keys, shards: shards, token: hex.EncodeToString(b[:])}
 }
 
 // Keys returns the store's key layout.

@@ -35,8 +35,10 @@ func TestAppendTransaction(t *testing.T) {
 		{name: "a copy of an appended entry aborts and the script decides",
 			before: []Append{req("a", 1)}, reqs: []Append{req("b", 2), req("a", 1), req("c", 3)},
 			want: []want{{false, true}, {true, true}, {false, true}}, streamLen: 3},
-		{name: "a copy inside the run aborts", reqs: []Append{req("a", 1), req("a", 1)},
-			want: []want{{false, true}, {true, true}}, streamLen: 1},
+		{name: "a copy inside the run goes to the script", reqs: []Append{req("a", 1), req("a", 1)},
+			want: []want{{false, false}, {true, false}}, streamLen: 1},
+		{name: "a copy in a second bucket aborts", before: []Append{req("z", 70000)}, reqs: []Append{req("b", 2), req("z", 70000)},
+			want: []want{{false, true}, {true, true}}, streamLen: 2},
 		{name: "repair offers go to the script", before: []Append{req("a", 1)},
 			reqs: []Append{{Shard: 2, Identity: "a", Entry: entry(1), Repair: true}},
 			want: []want{{true, false}}, streamLen: 1},
@@ -69,9 +71,14 @@ func TestAppendTransaction(t *testing.T) {
 			// Every offered identity is marked, with the dedup TTL.
 			bucket := s.Keys().DedupBucket(2, ts/DedupBucketWidth.Milliseconds())
 			for _, r := range append(tc.before, tc.reqs...) {
-				if !c.SIsMember(ctx, bucket, DedupDigest(r.Identity)).Val() {
+				b := s.Keys().DedupBucket(2, r.Entry.Timestamp/DedupBucketWidth.Milliseconds())
+				if !c.SIsMember(ctx, b, DedupDigest(r.Identity)).Val() {
 					t.Errorf("identity %q has no marker", r.Identity)
 				}
+			}
+			// The check leaves nothing behind: no intersection, no scratch set.
+			if n := c.Exists(ctx, s.Keys().DedupWatch(2), s.Keys().DedupScratch(2, s.token)).Val(); n != 0 {
+				t.Errorf("%d of the check's keys left behind", n)
 			}
 			if ttl := c.PTTL(ctx, bucket).Val(); ttl < 59*time.Minute || ttl > time.Hour {
 				t.Errorf("bucket TTL %v, want about 1h", ttl)
@@ -105,12 +112,13 @@ func TestAppendTransactionRaisesNeverLowersTTL(t *testing.T) {
 }
 
 // TestAppendTransactionUncheckedPauses: when the check cannot run (here an
-// ACL user that may not run scripts) the entries are still appended, each
-// reported Unchecked, and the store then takes the script path.
+// ACL user that may not intersect sets, nor run scripts) the entries are
+// still appended, each reported Unchecked, and the store then takes the
+// script path.
 func TestAppendTransactionUncheckedPauses(t *testing.T) {
 	ctx := context.Background()
 	s, c := newStore(t, 4)
-	if err := c.Do(ctx, "ACL", "SETUSER", "noscript", "on", "nopass", "~*", "+@all", "-eval", "-evalsha").Err(); err != nil {
+	if err := c.Do(ctx, "ACL", "SETUSER", "noscript", "on", "nopass", "~*", "+@all", "-sinterstore", "-eval", "-evalsha").Err(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Do(context.Background(), "ACL", "DELUSER", "noscript") })
@@ -220,5 +228,27 @@ func TestAppendPrepared(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A watch key a crash left behind (a copy found, the process gone before
+// its DEL) costs one discarded transaction: the script then appends, and
+// the key is gone.
+func TestAppendTransactionStaleWatchKey(t *testing.T) {
+	ctx := context.Background()
+	s, c := newStore(t, 4)
+	c.SAdd(ctx, s.Keys().DedupWatch(1), "stale")
+	e := Entry{Kind: "message", Conversation: "u:a", Timestamp: 1767225600000, Payload: []byte(`{}`)}
+	res, err := s.AppendBatch(ctx, []Append{{Shard: 1, Identity: "a", Entry: e}}, time.Hour)
+	if err != nil || res[0].Err != nil || res[0].Duplicate || !res[0].Fallback || res[0].ID == "" {
+		t.Fatalf("append with a stale watch key: %+v %v, want appended by the script", res, err)
+	}
+	if c.Exists(ctx, s.Keys().DedupWatch(1)).Val() != 0 {
+		t.Error("the stale watch key is still there")
+	}
+	e.Timestamp++
+	res, err = s.AppendBatch(ctx, []Append{{Shard: 1, Identity: "b", Entry: e}}, time.Hour)
+	if err != nil || res[0].Fallback || res[0].Duplicate {
+		t.Fatalf("next append: %+v %v, want committed by the transaction", res, err)
 	}
 }
