@@ -127,13 +127,15 @@ func ParseEntry(m redis.XMessage) (Entry, error) {
 		Ingester:     parts[5],
 		Conversation: parts[6],
 		Payload:      readOnlyBytes(get(FieldPayload)),
-		OriginalID:   get(FieldOriginalID),
 	}
 	e.Timestamp, _ = strconv.ParseInt(parts[2], 10, 64)
 	e.ReceivedAt, _ = strconv.ParseInt(parts[3], 10, 64)
 	e.Epoch, _ = strconv.ParseInt(parts[4], 10, 64)
-	if rc := get(FieldReplayCount); rc != "" {
-		e.ReplayCount, _ = strconv.Atoi(rc)
+	if len(m.Values) > 2 { // only replayed entries have more than m and p
+		e.OriginalID = get(FieldOriginalID)
+		if rc := get(FieldReplayCount); rc != "" {
+			e.ReplayCount, _ = strconv.Atoi(rc)
+		}
 	}
 	return e, nil
 }
