@@ -588,9 +588,11 @@ func (in *Ingester) appendLoop(ctx context.Context) {
 func (in *Ingester) step(ctx context.Context) (bool, error) {
 	in.mu.Lock()
 	spooling := in.spooling
+	if spooling {
+		in.next = nil // the queue it was taken from went to the spool
+	}
 	in.mu.Unlock()
 	if spooling {
-		in.next = nil
 		return in.replaySpool(ctx)
 	}
 	in.mu.Lock()
