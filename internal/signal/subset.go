@@ -1,6 +1,8 @@
 package signal
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"sync"
 	"unsafe"
 )
@@ -85,9 +87,20 @@ func (p *subsetParser) str() (string, bool) {
 		return "", false
 	}
 	// One pass: the strings of a frame are short, so a byte loop beats
-	// IndexByte followed by a second scan for escapes.
+	// IndexByte followed by a second scan for escapes. It looks at eight
+	// bytes at a time first and steps bytewise only through a word that
+	// holds a quote, a backslash or a control character: most of a frame's
+	// bytes are in strings, and this loop was most of its decode.
 	s := p.s
-	for i := p.pos; i < len(s); i++ {
+	i := p.pos
+	for i+8 <= len(s) {
+		if m := specialMask(binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3 // the first special byte
+			break
+		}
+		i += 8
+	}
+	for ; i < len(s); i++ {
 		switch c := s[i]; {
 		case c == '"':
 			v := s[p.pos:i]
@@ -98,6 +111,24 @@ func (p *subsetParser) str() (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Bytes repeated in every lane of a word, for specialMask.
+const (
+	lanes01 = 0x0101010101010101
+	lanes80 = 0x8080808080808080
+)
+
+// specialMask marks, in a little-endian word of eight string bytes, the
+// bytes that may be '"', '\\' or below 0x20 (bit 7 of each such byte). The
+// tests are the "has a zero byte" (of w^quote and w^backslash) and "has a
+// byte below n" bit tricks: a special byte is never missed, and the lowest
+// mark is exact (a borrow can only mark bytes above a real one), so it is
+// the first special byte. Bytes of 0x80 and above (UTF-8) are not special.
+func specialMask(w uint64) uint64 {
+	q := w ^ (lanes01 * '"')
+	b := w ^ (lanes01 * '\\')
+	return ((q-lanes01)&^q | (b-lanes01)&^b | (w-lanes01*0x20)&^w) & lanes80
 }
 
 // nullableStr reads a string or null ("" then, as the full decoder leaves

@@ -2,7 +2,10 @@ package signal
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"math/bits"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -254,5 +257,54 @@ func TestDecodeScopedKeepsStringsAcrossFrames(t *testing.T) {
 	err := Decoder{MaxFrameBytes: 10}.DecodeScoped([]byte(`{"envelope":{"timestamp":1}}`), func(*Frame) { called = true })
 	if !errors.Is(err, ErrTooLarge) || called {
 		t.Errorf("oversize frame: err %v, called %v; want ErrTooLarge without a call", err, called)
+	}
+}
+
+// specialMask's lowest mark is the first byte that is '"', '\\' or below
+// 0x20, for every byte value in every lane, alone and after other bytes
+// (borrows), and it marks nothing in a word without one.
+func TestSpecialMaskFindsTheFirstSpecialByte(t *testing.T) {
+	special := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 }
+	first := func(w [8]byte) int {
+		for i, c := range w {
+			if special(c) {
+				return i
+			}
+		}
+		return 8
+	}
+	check := func(w [8]byte) {
+		m := specialMask(binary.LittleEndian.Uint64(w[:]))
+		got := 8
+		if m != 0 {
+			got = bits.TrailingZeros64(m) >> 3
+		}
+		if want := first(w); got != want {
+			t.Fatalf("word %q: first special byte at %d, mask says %d", w[:], want, got)
+		}
+	}
+	fills := []byte{'a', ' ', 0x7f, 0x80, 0xa2, 0xdc, 0xff, '!', '#', '[', ']'}
+	for _, fill := range fills {
+		for pos := 0; pos < 8; pos++ {
+			for c := 0; c < 256; c++ {
+				var w [8]byte
+				for i := range w {
+					w[i] = fill
+				}
+				w[pos] = byte(c)
+				check(w)
+				// A special byte below pos must win over c (borrows run upwards).
+				if pos > 0 {
+					w[pos-1] = 0
+					check(w)
+				}
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for n := 0; n < 200000; n++ {
+		var w [8]byte
+		binary.LittleEndian.PutUint64(w[:], r.Uint64())
+		check(w)
 	}
 }
