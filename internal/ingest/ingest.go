@@ -123,11 +123,13 @@ type Ingester struct {
 	gen         uint64  // bumped when the queue moves to the spool or is emptied at shutdown
 	batchBuf    []*item // the append goroutine's batch buffer
 	// next is the batch prepared behind the one in flight (append goroutine
-	// only; read and written under mu with the queue it refers to).
-	next    *preparedBatch
-	wake    chan struct{}
-	room    chan struct{} // closed (and replaced) when the queue shrinks or Redis fails
-	stalled bool          // a wait for room timed out; no more waits until the appender makes room
+	// only; read and written under mu with the queue it refers to);
+	// aheadSent counts the batches sent as prepared ahead (tests).
+	next      *preparedBatch
+	aheadSent atomic.Uint64
+	wake      chan struct{}
+	room      chan struct{} // closed (and replaced) when the queue shrinks or Redis fails
+	stalled   bool          // a wait for room timed out; no more waits until the appender makes room
 	// handoff is the channel Run reads: a frame waits for room only while
 	// it has room to spare, so waiting never makes the receiver drop.
 	handoff <-chan receive.Frame
@@ -600,6 +602,7 @@ func (in *Ingester) step(ctx context.Context) (bool, error) {
 	var batch []*item
 	if in.next.coversLocked(in) {
 		p, batch = in.next, in.next.items
+		in.aheadSent.Add(1)
 	} else {
 		n := min(len(in.queue), in.cfg.MaxBatch)
 		// The batch is a copy: while it is in flight the queue may move to

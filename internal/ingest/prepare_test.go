@@ -2,10 +2,13 @@ package ingest
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/signal-client/signal-client/internal/signal/receive"
 	"github.com/signal-client/signal-client/internal/streams"
 )
 
@@ -79,4 +82,40 @@ func TestSendPlansAgainWhenTheEpochMoved(t *testing.T) {
 	if n != 3 {
 		t.Errorf("%d entries appended, want 3", n)
 	}
+}
+
+// A burst deeper than a batch is appended through batches prepared ahead,
+// and still every frame lands once, in its conversation's order.
+func TestBurstThroughPreparedBatchesKeepsOrder(t *testing.T) {
+	h := newHarness(t, srv, 16)
+	role := &fakeRole{}
+	role.leader.Store(true)
+	cfg := h.cfg("a")
+	cfg.QueueSize = 1000 // batches of 500
+	a := h.startWith(cfg, role, 10000)
+	const n, convs = 6000, 50
+	for i := 0; i < n; i++ {
+		a.frames <- receive.Frame{Data: frame(i%convs, int64(1767225600000+i), fmt.Sprint(i)), ReceivedAt: time.Now()}
+	}
+	eventually(t, 30*time.Second, func() bool { return a.in.Stats().Appended.Load() == n }, "every frame appended")
+	if d, dd := a.in.Stats().Dropped.Load(), a.in.Stats().Deduplicated.Load(); d+dd != 0 {
+		t.Fatalf("%d dropped, %d deduplicated: every frame is distinct and Redis is healthy", d, dd)
+	}
+	if a.in.aheadSent.Load() == 0 {
+		t.Fatal("no batch was sent as prepared ahead: the burst did not exercise that path")
+	}
+	texts := h.texts()
+	if got := total(texts); got != n {
+		t.Fatalf("%d entries in the streams, want %d", got, n)
+	}
+	for conv, seq := range texts {
+		for j := 1; j < len(seq); j++ {
+			prev, _ := strconv.Atoi(seq[j-1])
+			cur, _ := strconv.Atoi(seq[j])
+			if cur <= prev {
+				t.Fatalf("conversation %s: %d after %d", conv, cur, prev)
+			}
+		}
+	}
+	t.Logf("%d of the batches were prepared ahead", a.in.aheadSent.Load())
 }
