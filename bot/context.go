@@ -49,6 +49,13 @@ type Context struct {
 	logMu sync.Once
 	state *State
 
+	// What a Context refers to lives in it: one allocation per message
+	// for the Context, its update, its context and its state.
+	lz    lazyctx.Context
+	uv    Update
+	st    State
+	cands [2]candidate
+
 	mu     sync.Mutex
 	seq    int
 	locks  map[string]*lockEntry
@@ -59,7 +66,7 @@ type Context struct {
 
 var _ context.Context = (*Context)(nil)
 
-func (r *Router) newContext(ctx context.Context, u *Update) (*Context, error) {
+func (r *Router) newContext(ctx context.Context, u Update) (*Context, error) {
 	f := u.Frame
 	if f == nil {
 		var err error
@@ -68,9 +75,6 @@ func (r *Router) newContext(ctx context.Context, u *Update) (*Context, error) {
 		}
 		u.Frame = f
 	}
-	// Lazy: a handler that never waits on its context costs no cancel
-	// context of its own (lazyctx).
-	cctx := lazyctx.New(ctx, time.Time{})
 	self := u.Self
 	if r.self.Number != "" {
 		self.Number = r.self.Number
@@ -81,11 +85,17 @@ func (r *Router) newContext(ctx context.Context, u *Update) (*Context, error) {
 	s := f.Sender()
 	cv := f.Conversation()
 	c := &Context{
-		ctx: cctx, u: u, router: r, frame: f, event: eventOf(f), self: self,
+		router: r, frame: f, event: eventOf(f), self: self,
 		sender: Sender{UUID: s.UUID, Number: s.Number, Name: s.Name, Device: s.Device},
 		conv:   Conversation{Key: cv.Key, IsGroup: cv.IsGroup, GroupInternalID: cv.GroupID, Recipient: cv.Recipient},
 		text:   f.Text(),
+		uv:     u,
 	}
+	c.u = &c.uv
+	// Lazy: a handler that never waits on its context costs no cancel
+	// context of its own (lazyctx).
+	c.lz.Init(ctx, time.Time{})
+	c.ctx = &c.lz
 	if cv.IsGroup {
 		c.conv.Group = cv.Recipient
 	}
@@ -95,7 +105,8 @@ func (r *Router) newContext(ctx context.Context, u *Update) (*Context, error) {
 	if d := f.Data(); d != nil {
 		c.cmdText = strings.TrimSpace(d.TextWithoutMentionsOf(self.ids()...))
 	}
-	c.state = &State{c: c}
+	c.st.c = c
+	c.state = &c.st
 	return c, nil
 }
 

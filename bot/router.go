@@ -244,7 +244,7 @@ func (r *Router) addTrigger(rt *Route, t string) error {
 // its middleware. It returns the handler's error (after OnError); nil when
 // no route matched.
 func (r *Router) Dispatch(ctx context.Context, u Update) error {
-	c, err := r.newContext(ctx, &u)
+	c, err := r.newContext(ctx, u)
 	if err != nil {
 		return err
 	}
@@ -278,7 +278,8 @@ type candidate struct {
 }
 
 func (r *Router) candidates(c *Context) []candidate {
-	var out []candidate
+	out := c.cands[:0] // most messages match one or two routes
+
 	ev := c.event
 	text := c.cmdText
 	if ev == EventMessage && text != "" {

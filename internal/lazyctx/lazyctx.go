@@ -39,6 +39,13 @@ func New(parent context.Context, deadline time.Time) *Context {
 	return &Context{parent: parent, deadline: deadline}
 }
 
+// Init makes a zero Context what New(parent, deadline) returns, for a
+// Context embedded in a larger per-message value (one allocation, not two).
+// It must be called before any other method, and only once.
+func (c *Context) Init(parent context.Context, deadline time.Time) {
+	c.parent, c.deadline = parent, deadline
+}
+
 // built returns the real context, building it on first use.
 func (c *Context) built() context.Context {
 	c.mu.Lock()

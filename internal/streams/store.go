@@ -111,29 +111,30 @@ func splitMeta(m string) (parts [7]string, ok bool) {
 	return parts, parts[0] == FormatVersion
 }
 
-// ParseEntry reads a stream message back into an Entry.
-func ParseEntry(m redis.XMessage) (Entry, error) {
-	get := func(k string) string {
-		v, _ := m.Values[k].(string)
-		return v
-	}
-	parts, ok := splitMeta(get(FieldMeta))
+// ParseEntry reads a stream message, as go-redis returns it, back into an Entry.
+func ParseEntry(m redis.XMessage) (Entry, error) { return ParseMessage(MessageOf(m)) }
+
+// ParseMessage reads a stream message back into an Entry. The Entry's
+// strings and payload share the message's memory.
+func ParseMessage(m Message) (Entry, error) {
+	meta := m.Value(FieldMeta)
+	parts, ok := splitMeta(meta)
 	if !ok {
-		return Entry{ID: m.ID}, fmt.Errorf("%w: entry %s has metadata %.40q (this build reads format %q)", ErrFormat, m.ID, get(FieldMeta), FormatVersion)
+		return Entry{ID: m.ID}, fmt.Errorf("%w: entry %s has metadata %.40q (this build reads format %q)", ErrFormat, m.ID, meta, FormatVersion)
 	}
 	e := Entry{
 		ID:           m.ID,
 		Kind:         parts[1],
 		Ingester:     parts[5],
 		Conversation: parts[6],
-		Payload:      readOnlyBytes(get(FieldPayload)),
+		Payload:      readOnlyBytes(m.Value(FieldPayload)),
 	}
 	e.Timestamp, _ = strconv.ParseInt(parts[2], 10, 64)
 	e.ReceivedAt, _ = strconv.ParseInt(parts[3], 10, 64)
 	e.Epoch, _ = strconv.ParseInt(parts[4], 10, 64)
-	if len(m.Values) > 2 { // only replayed entries have more than m and p
-		e.OriginalID = get(FieldOriginalID)
-		if rc := get(FieldReplayCount); rc != "" {
+	if len(m.Values) > 4 { // only replayed entries have more than m and p
+		e.OriginalID = m.Value(FieldOriginalID)
+		if rc := m.Value(FieldReplayCount); rc != "" {
 			e.ReplayCount, _ = strconv.Atoi(rc)
 		}
 	}

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/signal-client/signal-client/internal/streams"
 )
 
@@ -46,7 +44,7 @@ type shardCtx struct {
 
 // item is one queued entry with what this worker knows of its attempts.
 type item struct {
-	m redis.XMessage
+	m streams.Message
 	// attempt is the number of the next attempt when known (1 for an entry
 	// read fresh with ">"); 0 means unknown: an entry adopted from a shard's
 	// pending history, whose count is in Redis.
@@ -80,8 +78,8 @@ func (d *dispatcher) stats() {
 
 // enqueue queues an entry; fresh says it was read with ">" (never delivered
 // before), so its first attempt needs no attempt record up front.
-func (d *dispatcher) enqueue(shard int, m redis.XMessage, fresh bool) {
-	key := streams.ConversationOf(m.Values)
+func (d *dispatcher) enqueue(shard int, m streams.Message, fresh bool) {
+	key := m.Conversation()
 	if key == "" {
 		key = "\x00" + strconv.Itoa(shard) + "/" + m.ID // heartbeats and the like: their own queue (ids repeat across shards)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/signal-client/signal-client/internal/lazyctx"
 	"github.com/signal-client/signal-client/internal/streams"
 )
 
@@ -44,13 +43,12 @@ func (w *Worker) process(ctx context.Context, shard int, it *item, infraFails *i
 		return outcome{} // shard gone; the entry stays pending for its next owner
 	}
 	xm := it.m
-	e, err := streams.ParseEntry(xm)
+	e, err := streams.ParseMessage(xm)
 	if err != nil {
 		w.stats.ParseErrors.Add(1)
 		// Keep what can be kept: the payload and the conversation, so the
 		// parked entry stays inspectable and replayable.
-		p, _ := xm.Values[streams.FieldPayload].(string)
-		kept := streams.Entry{ID: xm.ID, Kind: "unknown", Conversation: streams.ConversationOf(xm.Values), Payload: []byte(p)}
+		kept := streams.Entry{ID: xm.ID, Kind: "unknown", Conversation: xm.Conversation(), Payload: []byte(xm.Value(streams.FieldPayload))}
 		return w.parkNow(ctx, lease, kept, "format", err.Error(), infraFails)
 	}
 	if e.Kind == streams.KindHeartbeat {
@@ -90,7 +88,8 @@ func (w *Worker) process(ctx context.Context, shard int, it *item, infraFails *i
 		w.obs.EndToEnd(time.Since(time.UnixMilli(e.Timestamp)))
 	}
 	// Lazy: a handler that never waits on its context costs no timer.
-	hctx := lazyctx.New(ctx, msg.Started.Add(w.cfg.HandlerTimeout))
+	msg.ctx.Init(ctx, msg.Started.Add(w.cfg.HandlerTimeout))
+	hctx := &msg.ctx
 	herr, reason := w.call(hctx, msg)
 	hctx.Cancel(nil)
 	dur := time.Since(msg.Started)

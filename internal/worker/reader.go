@@ -39,6 +39,10 @@ type reader struct {
 	// entries are dispatched): a shard is handed over only once no read of
 	// this worker can still deliver its entries (see awaitOut).
 	inRead map[int]bool
+	// hot: the next read of new entries does not block (see read). hot and
+	// buf (the raw replies) belong to the run goroutine.
+	hot bool
+	buf streams.ReadBuffer
 }
 
 // blockFor bounds one blocking read; a wake-up or a new entry ends it sooner.
@@ -210,8 +214,7 @@ func (r *reader) run(ctx context.Context) {
 			r.inRead[n] = true
 		}
 		r.mu.Unlock()
-		res, err := conn.XReadGroup(ctx, &redis.XReadGroupArgs{Group: streams.GroupName, Consumer: streams.OwnerConsumer,
-			Streams: streamsArg, Count: count, Block: block}).Result()
+		res, err := r.read(ctx, conn, streamsArg, len(owned), count, block)
 		if err != nil {
 			r.readEnded()
 			if errors.Is(err, redis.Nil) || ctx.Err() != nil {
@@ -233,6 +236,40 @@ func (r *reader) run(ctx context.Context) {
 		}
 		r.readEnded()
 	}
+}
+
+// hotAfter is how many entries a read must return for the next read not to
+// block (see read).
+const hotAfter = 8
+
+// read runs one read of new entries. While entries keep coming (the last
+// read returned hotAfter or more) it does not block and parses the reply
+// itself (streams.ReadGroup: no allocation per entry); otherwise it blocks
+// in go-redis' XReadGroup, which alone extends the socket deadline by the
+// BLOCK time. So a burst is read without go-redis' per-entry maps, and an
+// idle or quiet worker still waits in one blocking read that the first new
+// entry ends: a non-blocking read that finds nothing is followed by a
+// blocking one, never by another poll.
+func (r *reader) read(ctx context.Context, conn *redis.Conn, streamsArg []string, n int, count int64, block time.Duration) ([]streams.StreamMessages, error) {
+	var res []streams.StreamMessages
+	var err error
+	if r.hot {
+		res, err = streams.ReadGroup(ctx, conn, &r.buf, streams.GroupName, streams.OwnerConsumer, count, streamsArg[:n], streamsArg[n:])
+	} else {
+		var xs []redis.XStream
+		xs, err = conn.XReadGroup(ctx, &redis.XReadGroupArgs{Group: streams.GroupName, Consumer: streams.OwnerConsumer,
+			Streams: streamsArg, Count: count, Block: block}).Result()
+		res = make([]streams.StreamMessages, len(xs))
+		for i, x := range xs {
+			res[i] = streams.StreamMessages{Stream: x.Stream, Messages: streams.MessagesOf(x.Messages)}
+		}
+	}
+	got := 0
+	for _, s := range res {
+		got += len(s.Messages)
+	}
+	r.hot = err == nil && got >= hotAfter
+	return res, err
 }
 
 func (r *reader) readEnded() {
@@ -269,7 +306,7 @@ func (r *reader) shardOf(stream string, owned []int) int {
 
 // dispatch queues entries read from a shard; fresh says they were read with
 // ">" and were never delivered before.
-func (r *reader) dispatch(shard int, msgs []redis.XMessage, fresh bool) {
+func (r *reader) dispatch(shard int, msgs []streams.Message, fresh bool) {
 	if shard < 0 {
 		return
 	}
@@ -309,8 +346,7 @@ func (r *reader) readHistory(ctx context.Context, shard int, start string) error
 		}
 	}
 	for ctx.Err() == nil {
-		res, err := w.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: streams.GroupName, Consumer: streams.OwnerConsumer,
-			Streams: []string{w.store.Keys().Stream(shard), start}, Count: 256}).Result()
+		res, err := streams.ReadGroup(ctx, w.rdb, &r.buf, streams.GroupName, streams.OwnerConsumer, 256, []string{w.store.Keys().Stream(shard)}, []string{start})
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return err
 		}
@@ -363,7 +399,7 @@ func (r *reader) adoptOrphans(ctx context.Context) {
 				continue
 			}
 			w.stats.Claimed.Add(uint64(len(msgs)))
-			r.dispatch(n, msgs, false)
+			r.dispatch(n, streams.MessagesOf(msgs), false)
 		}
 	}
 }
@@ -400,7 +436,7 @@ func (r *reader) rescanOwn(ctx context.Context, shard int, key string) {
 	w.stats.Claimed.Add(uint64(len(msgs)))
 	w.log.Warn("re-queued pending entries of this shard that no handler had", zap.Int("shard", shard), zap.Int("entries", len(msgs)))
 	for _, m := range msgs {
-		w.disp.enqueue(shard, m, false) // not through dispatch: r.last must not move back
+		w.disp.enqueue(shard, streams.MessageOf(m), false) // not through dispatch: r.last must not move back
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/signal-client/signal-client/internal/lazyctx"
 	"github.com/signal-client/signal-client/internal/signal"
 	"github.com/signal-client/signal-client/internal/streams"
 )
@@ -34,6 +35,8 @@ type Message struct {
 	ops   []streams.StateOp
 	w     *Worker
 	frame *signal.Frame
+	// ctx is the attempt's handler context, allocated with the Message.
+	ctx lazyctx.Context
 }
 
 var sharedDecoder = signal.Decoder{ShareRaw: true}
