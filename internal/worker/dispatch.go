@@ -76,13 +76,11 @@ func (d *dispatcher) stats() {
 	d.w.stats.Waiting.Store(int64(d.queued))
 }
 
-// enqueue queues an entry; fresh says it was read with ">" (never delivered
-// before), so its first attempt needs no attempt record up front.
-func (d *dispatcher) enqueue(shard int, m streams.Message, fresh bool) {
-	key := m.Conversation()
-	if key == "" {
-		key = "\x00" + strconv.Itoa(shard) + "/" + m.ID // heartbeats and the like: their own queue (ids repeat across shards)
-	}
+// enqueue queues entries of one shard, in order; fresh says they were read
+// with ">" (never delivered before), so their first attempt needs no attempt
+// record up front. One lock per read, not per entry: the handlers take the
+// same lock for every entry they start and finish.
+func (d *dispatcher) enqueue(shard int, msgs []streams.Message, fresh bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.open[shard] {
@@ -94,32 +92,38 @@ func (d *dispatcher) enqueue(shard int, m streams.Message, fresh bool) {
 		ctx, cancel := context.WithCancel(context.Background())
 		d.shardCtx[shard] = shardCtx{ctx, cancel}
 	}
-	c := d.convs[key]
-	if c == nil {
-		c = &conv{key: key, shard: shard}
-		d.convs[key] = c
-	}
 	kn := d.known[shard]
 	if kn == nil {
 		kn = map[string]bool{}
 		d.known[shard] = kn
 	}
-	if kn[m.ID] {
-		return // queued or running already (a rescan of idle pending entries)
+	for _, m := range msgs {
+		if kn[m.ID] {
+			continue // queued or running already (a rescan of idle pending entries)
+		}
+		key := m.Conversation()
+		if key == "" {
+			key = "\x00" + strconv.Itoa(shard) + "/" + m.ID // heartbeats and the like: their own queue (ids repeat across shards)
+		}
+		c := d.convs[key]
+		if c == nil {
+			c = &conv{key: key, shard: shard}
+			d.convs[key] = c
+		}
+		kn[m.ID] = true
+		it := &item{m: m}
+		if fresh {
+			it.attempt = 1
+		}
+		c.q = append(c.q, it)
+		d.queued++
+		d.maybeReadyLocked(c)
 	}
-	kn[m.ID] = true
-	it := &item{m: m}
-	if fresh {
-		it.attempt = 1
-	}
-	c.q = append(c.q, it)
-	d.queued++
-	d.maybeReadyLocked(c)
 	d.stats()
 }
 
 func (d *dispatcher) maybeReadyLocked(c *conv) {
-	if c.running || c.inReady || len(c.q) == 0 || time.Now().Before(c.notBefore) {
+	if c.running || c.inReady || len(c.q) == 0 || (!c.notBefore.IsZero() && time.Now().Before(c.notBefore)) {
 		return
 	}
 	c.inReady = true

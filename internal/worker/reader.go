@@ -313,9 +313,7 @@ func (r *reader) dispatch(shard int, msgs []streams.Message, fresh bool) {
 	if _, ok := r.w.leases.get(shard); !ok {
 		return // revoked while reading: the next owner reads them from history
 	}
-	for _, m := range msgs {
-		r.w.disp.enqueue(shard, m, fresh)
-	}
+	r.w.disp.enqueue(shard, msgs, fresh)
 	if len(msgs) > 0 {
 		r.mu.Lock()
 		r.last[shard] = msgs[len(msgs)-1].ID
@@ -435,9 +433,7 @@ func (r *reader) rescanOwn(ctx context.Context, shard int, key string) {
 	}
 	w.stats.Claimed.Add(uint64(len(msgs)))
 	w.log.Warn("re-queued pending entries of this shard that no handler had", zap.Int("shard", shard), zap.Int("entries", len(msgs)))
-	for _, m := range msgs {
-		w.disp.enqueue(shard, streams.MessageOf(m), false) // not through dispatch: r.last must not move back
-	}
+	w.disp.enqueue(shard, streams.MessagesOf(msgs), false) // not through dispatch: r.last must not move back
 }
 
 func (r *reader) sleep(ctx context.Context, d time.Duration) {
