@@ -168,6 +168,10 @@ func run(ctx context.Context, opts options) (output, error) {
 			return o, fmt.Errorf("bench: raw warm-up: %w", err)
 		}
 	}
+	var nz noise
+	nz.JitterMeasuredFor = 2 * time.Second
+	nz.JitP50, nz.JitP99, nz.JitMax = sleepJitter(nz.JitterMeasuredFor)
+	t0, s0, stealOK := cpuTicks()
 	all := map[string][]result{}
 	var order []string
 	var series []timelineSeries
@@ -220,8 +224,12 @@ func run(ctx context.Context, opts options) (output, error) {
 	for _, sc := range order {
 		med[sc] = median(all[sc])
 	}
+	nz.Steal = -1
+	if t1, s1, ok := cpuTicks(); ok && stealOK {
+		nz.Steal = stealShare(t0, s0, t1, s1)
+	}
 	var b strings.Builder
-	b.WriteString(report(opts, order, med, roundRatios(all)))
+	b.WriteString(report(opts, order, med, roundRatios(all), nz))
 	if len(series) > 0 {
 		png, err := renderTimeline(series, opts.Sample.String())
 		if err != nil {
@@ -361,10 +369,11 @@ func medianOf(xs []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
-func report(opts options, order []string, med map[string]result, ratios map[string]map[string][]float64) string {
+func report(opts options, order []string, med map[string]result, ratios map[string]map[string][]float64, nz noise) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## signal-client benchmark, %s\n\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %s, %s, %s/%s.  \n", runtime.NumCPU(), cpuModel(), redisVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	b.WriteString(nz.String())
 	wrk := "one worker"
 	if opts.Workers > 1 {
 		wrk = fmt.Sprintf("%d workers", opts.Workers)
