@@ -67,6 +67,12 @@ func (s *wsServer) start() {
 	}
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// Recorded before the upgrade: the client counts as connected once the
+		// handshake's reply reaches it, which can be before this handler runs
+		// on after Upgrade returns.
+		s.mu.Lock()
+		s.reqs = append(s.reqs, req.Clone(context.Background()))
+		s.mu.Unlock()
 		c, err := up.Upgrade(w, req, nil)
 		if err != nil {
 			return
@@ -74,7 +80,6 @@ func (s *wsServer) start() {
 		s.mu.Lock()
 		s.n++
 		n := s.n
-		s.reqs = append(s.reqs, req.Clone(context.Background()))
 		s.conns[c] = true
 		s.wg.Add(1)
 		s.mu.Unlock()
