@@ -244,7 +244,7 @@ const hotAfter = 8
 
 // read runs one read of new entries. While entries keep coming (the last
 // read returned hotAfter or more) it does not block and parses the reply
-// itself (streams.ReadGroup: no allocation per entry); otherwise it blocks
+// itself (streams.ReadGroup: no map per entry); otherwise it blocks
 // in go-redis' XReadGroup, which alone extends the socket deadline by the
 // BLOCK time. So a burst is read without go-redis' per-entry maps, and an
 // idle or quiet worker still waits in one blocking read that the first new
