@@ -33,13 +33,7 @@ func (m Message) Value(field string) string {
 
 // Conversation returns the entry's conversation key without parsing the rest
 // ("" when the metadata is unreadable).
-func (m Message) Conversation() string {
-	parts, ok := splitMeta(m.Value(FieldMeta))
-	if !ok {
-		return ""
-	}
-	return parts[6]
-}
+func (m Message) Conversation() string { return metaConversation(m.Value(FieldMeta)) }
 
 // MessageOf converts go-redis' form of an entry (XCLAIM and the rarer paths
 // read entries that way).
@@ -96,15 +90,11 @@ func ReadGroup(ctx context.Context, c processor, buf *ReadBuffer, group, consume
 	}
 	buf.b = buf.b[:0]
 	cmd := redis.NewRawWriteToCmd(ctx, buf, args...)
-	err := c.Process(ctx, cmd)
-	if err == nil {
-		var res []StreamMessages
-		res, err = parseReadReply(buf.b)
-		buf.release()
-		return res, err
+	defer buf.release()
+	if err := c.Process(ctx, cmd); err != nil {
+		return nil, err
 	}
-	buf.release()
-	return nil, err
+	return parseReadReply(buf.b)
 }
 
 // ReadBuffer receives a raw reply. go-redis' own raw read (ReadRawReply)
@@ -196,7 +186,7 @@ func parseReadReply(b []byte) ([]StreamMessages, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := StreamMessages{Stream: string(name)}
+		s := StreamMessages{Stream: string(p.b[name.lo:name.hi])}
 		if ne > 0 {
 			s.Messages = make([]Message, 0, ne)
 			// Room for two fields per entry (the format's m and p); more
@@ -282,28 +272,31 @@ func parseLen(b []byte) (int, bool) {
 	return n, true
 }
 
-// str reads a bulk or simple string and returns its bytes (a view).
-func (p *respParser) str() ([]byte, error) {
+// span is where a string's bytes lie in the reply.
+type span struct{ lo, hi int }
+
+// str reads a bulk or simple string and says where its bytes are.
+func (p *respParser) str() (span, error) {
 	start := p.i
 	kind, n, err := p.header()
 	if err != nil {
-		return nil, err
+		return span{}, err
 	}
 	switch kind {
 	case '+':
-		return p.b[start+1 : start+1+n], nil
+		return span{start + 1, start + 1 + n}, nil
 	case '$':
 		if n < 0 {
-			return nil, nil
+			return span{p.i, p.i}, nil
 		}
 		if p.i+n+2 > len(p.b) {
-			return nil, errShortReply
+			return span{}, errShortReply
 		}
-		s := p.b[p.i : p.i+n]
+		sp := span{p.i, p.i + n}
 		p.i += n + 2
-		return s, nil
+		return sp, nil
 	}
-	return nil, fmt.Errorf("streams: XREADGROUP reply: expected a string, got type %q", kind)
+	return span{}, fmt.Errorf("streams: XREADGROUP reply: expected a string, got type %q", kind)
 }
 
 // entry reads [id, [field, value, …]] into a Message whose strings are views
@@ -316,7 +309,6 @@ func (p *respParser) entry(vals []string) (Message, []string, error) {
 	if kind != '*' || n < 2 {
 		return Message{}, vals, fmt.Errorf("streams: XREADGROUP entry of type %q and %d parts", kind, n)
 	}
-	start := p.i
 	id, err := p.str()
 	if err != nil {
 		return Message{}, vals, err
@@ -328,7 +320,6 @@ func (p *respParser) entry(vals []string) (Message, []string, error) {
 	if fk == '%' {
 		nf *= 2
 	}
-	type span struct{ lo, hi int }
 	var spans [8]span
 	sp := spans[:0]
 	for range max(nf, 0) {
@@ -336,8 +327,7 @@ func (p *respParser) entry(vals []string) (Message, []string, error) {
 		if err != nil {
 			return Message{}, vals, err
 		}
-		lo := p.i - 2 - len(v)
-		sp = append(sp, span{lo, lo + len(v)})
+		sp = append(sp, v)
 	}
 	// Entries of a newer Redis carry more parts (e.g. delivery metadata).
 	for range n - 2 {
@@ -345,35 +335,20 @@ func (p *respParser) entry(vals []string) (Message, []string, error) {
 			return Message{}, vals, err
 		}
 	}
-	idLo := p.idOffset(start)
-	end := start
+	lo, hi := id.lo, id.hi
 	if len(sp) > 0 {
-		end = sp[len(sp)-1].hi
-	} else {
-		end = idLo + len(id)
+		hi = sp[len(sp)-1].hi
 	}
-	one := string(p.b[start:end])
-	m := Message{ID: one[idLo-start : idLo-start+len(id)]}
+	one := string(p.b[lo:hi])
+	m := Message{ID: one[:id.hi-lo]}
 	if nf >= 0 && (fk == '*' || fk == '%') {
-		lo := len(vals)
+		first := len(vals)
 		for _, s := range sp {
-			vals = append(vals, one[s.lo-start:s.hi-start])
+			vals = append(vals, one[s.lo-lo:s.hi-lo])
 		}
-		m.Values = vals[lo:len(vals):len(vals)]
+		m.Values = vals[first:len(vals):len(vals)]
 	}
 	return m, vals, nil
-}
-
-// idOffset is where the id's bytes start, given where its element starts.
-func (p *respParser) idOffset(start int) int {
-	if p.b[start] == '+' {
-		return start + 1
-	}
-	i := start
-	for p.b[i] != '\n' {
-		i++
-	}
-	return i + 1
 }
 
 // skip passes over one element of any type.

@@ -90,7 +90,13 @@ var ErrFormat = errors.New("streams: unsupported entry format")
 // rest ("" when the metadata is unreadable).
 func ConversationOf(values map[string]any) string {
 	m, _ := values[FieldMeta].(string)
-	parts, ok := splitMeta(m)
+	return metaConversation(m)
+}
+
+// metaConversation is the conversation part of a metadata field ("" when
+// unreadable).
+func metaConversation(meta string) string {
+	parts, ok := splitMeta(meta)
 	if !ok {
 		return ""
 	}
